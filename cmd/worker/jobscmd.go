@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exo-worker/worker/jobs"
+)
+
+func newJobsCmd(_ *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "jobs",
+		Short: "List the job library: what each job does, what it may write, what it needs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rt, err := jobs.NewMEURichText("")
+			if err != nil {
+				return err
+			}
+			reg, err := jobs.NewRegistry(rt)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tKIND\tWRITES\tSUMMARY")
+			for _, j := range reg.All() {
+				d := j.Describe()
+				writes := strings.Join(d.Owns, ", ")
+				if writes == "" {
+					writes = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Name(), d.Kind, writes, d.Summary)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "\nRun one with `worker run JOB --dry-run` first; permissions per job are in the README.")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/exo-worker/worker/jobs"
+)
+
+// RunSchema names the JSON document `worker run --output json` prints. Bump it on a breaking change.
+const RunSchema = "exo-worker/run/v1"
+
+type runDoc struct {
+	Schema      string      `json:"schema"`
+	RunID       string      `json:"run_id"`
+	Job         string      `json:"job"`
+	Mode        string      `json:"mode"`
+	InScope     int         `json:"in_scope"`
+	Planned     int         `json:"planned"`
+	Applied     int         `json:"applied"`
+	Failed      int         `json:"failed"`
+	Verified    int         `json:"verified"`
+	Skipped     int         `json:"skipped"`
+	Aborted     bool        `json:"aborted,omitempty"`
+	AbortReason string      `json:"abort_reason,omitempty"`
+	Changes     []changeDoc `json:"changes"`
+}
+
+type changeDoc struct {
+	Object      string `json:"object"`
+	Identity    string `json:"identity"`
+	DisplayName string `json:"display_name"`
+	Param       string `json:"param"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Status      string `json:"status"`
+	Error       string `json:"error,omitempty"`
+	RequestID   string `json:"request_id,omitempty"`
+}
+
+func writeJSON(w io.Writer, s *jobs.Summary) error {
+	d := runDoc{Schema: RunSchema, RunID: s.RunID, Job: s.Job, Mode: string(s.Mode), InScope: s.InScope,
+		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Skipped: s.Skipped,
+		Aborted: s.Aborted, AbortReason: s.AbortReason, Changes: []changeDoc{}}
+	for _, c := range s.Changes {
+		d.Changes = append(d.Changes, changeDoc{Object: c.Object.Address, Identity: c.Object.ID,
+			DisplayName: c.Object.DisplayName, Param: c.Param, From: c.From, To: c.To,
+			Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d)
+}
+
+// writeText prints a run for a person: every change in a dry-run (old → new), only the problems after a
+// remediation (a successful change needs no line of its own), then the counts.
+func writeText(w io.Writer, s *jobs.Summary) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	listed := 0
+	for _, c := range s.Changes {
+		show := s.Mode != jobs.ModeRemediate || (c.Status != jobs.StatusVerified && c.Status != jobs.StatusApplied)
+		if !show {
+			continue
+		}
+		if listed == 0 {
+			fmt.Fprintln(tw, "OBJECT\tIDENTITY\tCHANGE\tSTATUS")
+		}
+		listed++
+		fmt.Fprintf(tw, "%s\t%s\t%s: %s → %s\t%s\n", c.Object, c.Object.ID, c.Param, orNone(c.From), c.To, c.Status)
+		if c.Error != "" {
+			fmt.Fprintf(tw, "\t\t  %s\t\n", c.Error)
+		}
+	}
+	_ = tw.Flush()
+	if listed > 0 {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%s run %s (%s): in scope %d, planned %d, applied %d, failed %d, verified %d",
+		s.Job, s.RunID, s.Mode, s.InScope, s.Planned, s.Applied, s.Failed, s.Verified)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, ", skipped %d", s.Skipped)
+	}
+	fmt.Fprintf(w, " in %s\n", s.Finished.Sub(s.Started).Round(10_000_000))
+	switch {
+	case s.Aborted:
+		fmt.Fprintf(w, "ABORTED: %s\n", s.AbortReason)
+	case s.Mode == jobs.ModeDryRun && s.Planned > 0:
+		fmt.Fprintln(w, "Dry run: nothing was written. Run again without --dry-run to apply these changes.")
+	case s.Mode == jobs.ModeReport && s.Planned > 0:
+		fmt.Fprintln(w, "Report mode: nothing was written (the job's mode is report in the configuration).")
+	case s.Planned == 0:
+		fmt.Fprintln(w, "Nothing to do: every object in scope already holds the target value.")
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/jobs"
+)
+
+type simFlags struct {
+	listen      string
+	dir         string
+	writeConfig string
+	scenario    sim.Scenario
+	faults      sim.Faults
+	encoding    string
+}
+
+func newSimCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "The simulated tenant: Entra token endpoint and Exchange Online admin API over HTTPS",
+	}
+	f := &simFlags{scenario: sim.DefaultScenario()}
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve a simulated staged-migration tenant until interrupted",
+		Long: `Serve a simulated tenant on loopback over HTTPS, with its own CA, seeded by a deterministic scenario:
+migrated mailboxes, directory-synced mail users with a mix of UseMapiRichTextFormat values, cloud-only mail
+users, guests, contacts and groups. It prints (or writes with --write-config) a worker configuration that
+points at it, CA included, so other worker commands can run against it:
+
+  worker sim serve --write-config sim.yaml &
+  worker run meu-richtext --config sim.yaml --dry-run
+
+Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test bench for throttling and retries.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := sim.Start(sim.Options{Listen: f.listen, Dir: f.dir, Scenario: &f.scenario,
+				Faults: f.faults, DetailEncoding: f.encoding})
+			if err != nil {
+				return withCode(jobs.ExitUsage, err)
+			}
+			defer func() { _ = srv.Close() }()
+			if f.writeConfig != "" {
+				if err := writeSimConfig(srv, f.writeConfig); err != nil {
+					return withCode(jobs.ExitUsage, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "simulated tenant at %s; configuration written to %s\n", srv.URL, f.writeConfig)
+			} else {
+				fmt.Fprint(cmd.OutOrStdout(), simConfigYAML(srv))
+			}
+			g.log.Info("simulated tenant serving", zap.String("url", srv.URL), zap.String("ca_file", srv.CAFile),
+				zap.String("tenant", srv.Creds.TenantDomain))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			g.log.Info("simulated tenant stopping", zap.Int("requests", len(srv.Log.Entries())))
+			return nil
+		},
+	}
+	fl := serve.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "address to serve on (loopback; port 0 picks a free one)")
+	fl.StringVar(&f.dir, "dir", "", "directory for the CA and credential files (default: a new temporary directory)")
+	fl.StringVar(&f.writeConfig, "write-config", "", "write the worker configuration to FILE instead of printing it")
+	fl.Int64Var(&f.scenario.Seed, "seed", f.scenario.Seed, "scenario seed (same seed, same tenant)")
+	fl.IntVar(&f.scenario.DirSyncedMEUs, "meus", f.scenario.DirSyncedMEUs, "directory-synced mail users")
+	fl.IntVar(&f.scenario.CloudMEUs, "cloud-meus", f.scenario.CloudMEUs, "cloud-only mail users")
+	fl.IntVar(&f.scenario.Guests, "guests", f.scenario.Guests, "guest mail users")
+	fl.IntVar(&f.scenario.Mailboxes, "mailboxes", f.scenario.Mailboxes, "migrated user mailboxes")
+	fl.IntVar(&f.scenario.Contacts, "contacts", f.scenario.Contacts, "mail contacts")
+	fl.IntVar(&f.scenario.Groups, "groups", f.scenario.Groups, "distribution groups")
+	fl.DurationVar(&f.faults.RTT, "rtt", 0, "added round-trip time per request, e.g. 50ms")
+	fl.Float64Var(&f.faults.ThrottleBudget, "throttle", 0, "requests per second before 429 + Retry-After (each $batch sub-request counts; 0 = off)")
+	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of requests answered with a transient 5xx (0..1)")
+	fl.Float64Var(&f.faults.ResetRate, "reset-rate", 0, "share of connections reset without an answer (0..1)")
+	fl.Float64Var(&f.faults.TruncateRate, "truncate-rate", 0, "share of answers cut off half-way (0..1)")
+	fl.StringVar(&f.encoding, "detail-encoding", "pipe", "error detail encoding: pipe or json")
+	cmd.AddCommand(serve)
+	return cmd
+}

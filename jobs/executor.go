@@ -1,0 +1,458 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/exo"
+)
+
+// Mode is how a run treats the tenant.
+type Mode string
+
+// The three modes of the safety model.
+const (
+	ModeReport    Mode = "report"    // findings only, changes are listed but never applied
+	ModeDryRun    Mode = "dry-run"   // the plan printed old → new, zero writes
+	ModeRemediate Mode = "remediate" // the plan applied, then read back
+)
+
+// ParseMode accepts the three mode names.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case ModeReport, ModeDryRun, ModeRemediate:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("mode %q is not one of report, dry-run, remediate", s)
+}
+
+// Status is the outcome of one change.
+type Status string
+
+// Change outcomes.
+const (
+	StatusPlanned    Status = "planned"    // report or dry-run: not applied
+	StatusApplied    Status = "applied"    // written, not (yet) read back
+	StatusVerified   Status = "verified"   // written and read back holding the new value
+	StatusFailed     Status = "failed"     // the write was refused or the read-back disagreed
+	StatusSkipped    Status = "skipped"    // not attempted: the run stopped (breaker, cancellation)
+	StatusUnverified Status = "unverified" // written, but the read-back itself failed
+)
+
+// Client is what the executor needs from the EXO client: paged reads and batched writes.
+type Client interface {
+	Reader
+	Batch(ctx context.Context, cmds []exo.Command) []exo.BatchResult
+}
+
+// Progress is told how a long run advances; the CLI draws it on a TTY.
+type Progress interface {
+	Phase(name string, total int) // total < 0 when unknown
+	Add(n int)
+	Done()
+}
+
+// Options are the per-run safety settings.
+type Options struct {
+	Mode Mode
+	// MaxChanges stops a run that would change more objects than this (0 = no limit).
+	MaxChanges int
+	// MaxChangePercent stops a run that would change more than this share of the objects in scope (0 = no limit).
+	MaxChangePercent float64
+	// Force lifts the blast-radius limits (one-shot runs only).
+	Force bool
+	// JobConfigPath is the config path of the job's settings, used in messages ("jobs.meu-richtext").
+	JobConfigPath string
+}
+
+// Executor is the one place where changes are applied. It plans through a job, enforces the mode and the
+// blast radius, applies changes in batches with bounded concurrency, reads every changed object back and
+// summarises. Per-object failures never abort a run; a high failure rate does (circuit breaker).
+type Executor struct {
+	Client   Client
+	Log      *zap.Logger
+	Progress Progress
+	// ChunkSize is how many changes are sent between breaker checks (default 100).
+	ChunkSize int
+	// BreakerMinAttempts and BreakerFailureRate: once at least MinAttempts changes were tried and the share
+	// that failed reaches FailureRate, the rest of the run is skipped (defaults 20 and 0.5).
+	BreakerMinAttempts int
+	BreakerFailureRate float64
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+// Run is a planned run: what a job wants, before any write.
+type Run struct {
+	ID      string
+	Job     string
+	Started time.Time
+	Plan    Plan
+}
+
+// Summary is the result of a run, printed by the CLI and recorded by the store.
+type Summary struct {
+	RunID    string
+	Job      string
+	Mode     Mode
+	InScope  int
+	Planned  int
+	Applied  int
+	Failed   int
+	Verified int
+	Skipped  int
+	Changes  []ChangeResult
+	Findings []Finding
+	Started  time.Time
+	Finished time.Time
+	// Aborted is set when the run stopped before finishing its changes; AbortReason says why and what to do.
+	Aborted     bool
+	AbortReason string
+}
+
+// ChangeResult is one change and what happened to it.
+type ChangeResult struct {
+	Change
+	Status    Status
+	Error     string
+	RequestID string
+	// Err is the typed error behind Error, for callers that branch (not serialised).
+	Err error `json:"-"`
+}
+
+// Exit codes of a run, shared by the CLI and the daemon's status.
+const (
+	ExitOK      = 0
+	ExitUsage   = 1
+	ExitFailed  = 2
+	ExitAborted = 3
+)
+
+// ExitCode maps a summary to the CLI exit code: 3 aborted, 2 some objects failed, 0 all done.
+func (s *Summary) ExitCode() int {
+	switch {
+	case s.Aborted:
+		return ExitAborted
+	case s.Failed > 0 || s.Applied > s.Verified:
+		// a change that was written but could not be read back is not "all done" either
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// BlastRadiusError stops a run before its first write.
+type BlastRadiusError struct {
+	Job, ConfigPath          string
+	Changes, InScope         int
+	MaxChanges               int
+	MaxChangePercent, Actual float64
+}
+
+func (e *BlastRadiusError) Error() string {
+	var limit string
+	if e.MaxChanges > 0 && e.Changes > e.MaxChanges {
+		limit = fmt.Sprintf("more than %s.max_changes = %d", e.ConfigPath, e.MaxChanges)
+	} else {
+		limit = fmt.Sprintf("%.1f%% of the %d objects in scope, more than %s.max_change_percent = %g", e.Actual, e.InScope, e.ConfigPath, e.MaxChangePercent)
+	}
+	return fmt.Sprintf("%s would change %d objects: %s. Nothing was written. Review the plan with --dry-run, then rerun with --force (or raise the limit) to proceed",
+		e.Job, e.Changes, limit)
+}
+
+func (e *Executor) log() *zap.Logger {
+	if e.Log == nil {
+		return zap.NewNop()
+	}
+	return e.Log
+}
+
+func (e *Executor) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+// NewRunID returns a time-sortable run id, e.g. 20261127T041500Z-3f9a2c.
+func NewRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// Plan reads what the job needs and asks it for its plan. Nothing is written.
+func (e *Executor) Plan(ctx context.Context, job Job) (*Run, error) {
+	run := &Run{ID: NewRunID(e.now()), Job: job.Name(), Started: e.now()}
+	d := job.Describe()
+	if e.Progress != nil {
+		e.Progress.Phase("reading tenant", -1)
+	}
+	t, err := LoadTenant(ctx, e.Client, d.Reads, func(n int) {
+		if e.Progress != nil {
+			e.Progress.Add(n)
+		}
+	})
+	if e.Progress != nil {
+		e.Progress.Done()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", job.Name(), err)
+	}
+	p, err := job.Plan(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("%s: plan: %w", job.Name(), err)
+	}
+	run.Plan = p
+	e.log().Info("planned", zap.String("run", run.ID), zap.String("job", job.Name()),
+		zap.Int("in_scope", p.InScope), zap.Int("changes", len(p.Changes)), zap.Int("findings", len(p.Findings)))
+	return run, nil
+}
+
+// Apply carries out a planned run according to opts. It returns a summary even when it stops early; the
+// error is non-nil only when the run was refused as a whole (blast radius) or interrupted.
+func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary, error) {
+	s := &Summary{
+		RunID: run.ID, Job: run.Job, Mode: opts.Mode, InScope: run.Plan.InScope,
+		Planned: len(run.Plan.Changes), Findings: run.Plan.Findings, Started: run.Started,
+	}
+	defer func() { s.Finished = e.now() }()
+	s.Changes = make([]ChangeResult, len(run.Plan.Changes))
+	for i, c := range run.Plan.Changes {
+		s.Changes[i] = ChangeResult{Change: c, Status: StatusPlanned}
+	}
+	if opts.Mode != ModeRemediate || len(run.Plan.Changes) == 0 {
+		return s, nil
+	}
+	if err := checkBlastRadius(run, opts); err != nil && !opts.Force {
+		s.Aborted, s.AbortReason = true, err.Error()
+		for i := range s.Changes {
+			s.Changes[i].Status = StatusSkipped
+		}
+		s.Skipped = len(s.Changes)
+		return s, err
+	}
+
+	err := e.applyChanges(ctx, s)
+	e.readBack(ctx, s)
+	s.count()
+	e.log().Info("run finished", zap.String("run", s.RunID), zap.String("job", s.Job),
+		zap.Int("applied", s.Applied), zap.Int("failed", s.Failed), zap.Int("verified", s.Verified), zap.Int("skipped", s.Skipped))
+	return s, err
+}
+
+// Run plans and applies in one step.
+func (e *Executor) Run(ctx context.Context, job Job, opts Options) (*Summary, error) {
+	run, err := e.Plan(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	return e.Apply(ctx, run, opts)
+}
+
+func checkBlastRadius(run *Run, opts Options) error {
+	objects := map[string]bool{}
+	for _, c := range run.Plan.Changes {
+		objects[c.Object.ID] = true
+	}
+	n := len(objects)
+	be := &BlastRadiusError{Job: run.Job, ConfigPath: opts.JobConfigPath, Changes: n, InScope: run.Plan.InScope,
+		MaxChanges: opts.MaxChanges, MaxChangePercent: opts.MaxChangePercent}
+	if be.ConfigPath == "" {
+		be.ConfigPath = "jobs." + run.Job
+	}
+	if opts.MaxChanges > 0 && n > opts.MaxChanges {
+		return be
+	}
+	if opts.MaxChangePercent > 0 && run.Plan.InScope > 0 {
+		be.Actual = 100 * float64(n) / float64(run.Plan.InScope)
+		if be.Actual > opts.MaxChangePercent {
+			return be
+		}
+	}
+	return nil
+}
+
+func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
+	chunk := e.ChunkSize
+	if chunk <= 0 {
+		chunk = 100
+	}
+	minAttempts, rate := e.BreakerMinAttempts, e.BreakerFailureRate
+	if minAttempts <= 0 {
+		minAttempts = 20
+	}
+	if rate <= 0 {
+		rate = 0.5
+	}
+	if e.Progress != nil {
+		e.Progress.Phase("applying", len(s.Changes))
+		defer e.Progress.Done()
+	}
+	attempted, failed := 0, 0
+	for start := 0; start < len(s.Changes); start += chunk {
+		end := min(start+chunk, len(s.Changes))
+		if err := ctx.Err(); err != nil {
+			skipFrom(s, start, "the run was interrupted before this change was sent")
+			return fmt.Errorf("%s: interrupted: %w", s.Job, err)
+		}
+		cmds := make([]exo.Command, 0, end-start)
+		for _, cr := range s.Changes[start:end] {
+			cmds = append(cmds, exo.Command{Name: cr.Cmdlet, Params: map[string]any{"Identity": cr.Object.ID, cr.Param: cr.To}})
+		}
+		results := e.Client.Batch(ctx, cmds)
+		for i, res := range results {
+			cr := &s.Changes[start+i]
+			attempted++
+			if res.Response != nil {
+				cr.RequestID = res.Response.RequestID
+			}
+			if res.Err != nil {
+				failed++
+				cr.Status, cr.Err, cr.Error = StatusFailed, res.Err, res.Err.Error()
+				var xe *exo.Error
+				if errors.As(res.Err, &xe) {
+					cr.RequestID = xe.RequestID
+				}
+				e.log().Warn("change failed", zap.String("run", s.RunID), zap.String("object", cr.Object.ID),
+					zap.String("param", cr.Param), zap.Error(res.Err))
+				continue
+			}
+			cr.Status = StatusApplied
+		}
+		if e.Progress != nil {
+			e.Progress.Add(len(results))
+		}
+		if attempted >= minAttempts && float64(failed)/float64(attempted) >= rate && end < len(s.Changes) {
+			s.Aborted = true
+			s.AbortReason = fmt.Sprintf("circuit breaker: %d of the first %d changes failed (≥ %.0f%%); the remaining %d were not sent. Look at the errors above, fix the cause, then rerun",
+				failed, attempted, rate*100, len(s.Changes)-end)
+			skipFrom(s, end, "not sent: the circuit breaker stopped the run")
+			return nil
+		}
+	}
+	return nil
+}
+
+func skipFrom(s *Summary, from int, why string) {
+	for i := from; i < len(s.Changes); i++ {
+		if s.Changes[i].Status == StatusPlanned {
+			s.Changes[i].Status, s.Changes[i].Error = StatusSkipped, why
+		}
+	}
+}
+
+// readBack reads every applied object again and checks it holds the value the run wrote.
+func (e *Executor) readBack(ctx context.Context, s *Summary) {
+	var idx []int
+	var cmds []exo.Command
+	for i, cr := range s.Changes {
+		if cr.Status != StatusApplied {
+			continue
+		}
+		idx = append(idx, i)
+		cmds = append(cmds, exo.Command{
+			Name:   readCmdlet(cr.Cmdlet),
+			Params: map[string]any{"Identity": cr.Object.ID},
+			Select: []string{"ExternalDirectoryObjectId", cr.Param},
+		})
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	// Read-back runs even when the run was cancelled mid-way: what was written must be accounted for.
+	rctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+	}
+	if e.Progress != nil {
+		e.Progress.Phase("verifying", len(cmds))
+		defer e.Progress.Done()
+	}
+	results := e.Client.Batch(rctx, cmds)
+	for k, res := range results {
+		cr := &s.Changes[idx[k]]
+		if e.Progress != nil {
+			e.Progress.Add(1)
+		}
+		if res.Err != nil {
+			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the read-back failed: "+res.Err.Error()
+			continue
+		}
+		got, ok := readValue(res.Response, cr.Param)
+		switch {
+		case !ok:
+			cr.Status, cr.Error = StatusUnverified, fmt.Sprintf("written, but the read-back did not return %s", cr.Param)
+		case strings.EqualFold(got, cr.To):
+			cr.Status = StatusVerified
+		default:
+			cr.Status = StatusFailed
+			cr.Error = fmt.Sprintf("written, but the read-back shows %s = %q, not %q (another writer, or a policy reverted it)", cr.Param, got, cr.To)
+		}
+	}
+}
+
+func readCmdlet(set string) string {
+	if rest, ok := strings.CutPrefix(set, "Set-"); ok {
+		return "Get-" + rest
+	}
+	return set
+}
+
+func readValue(resp *exo.Response, param string) (string, bool) {
+	if resp == nil || len(resp.Values) == 0 {
+		return "", false
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(resp.Values[0], &obj); err != nil {
+		return "", false
+	}
+	for k, v := range obj {
+		if strings.EqualFold(k, param) {
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return strings.Trim(string(v), `"`), true
+			}
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func (s *Summary) count() {
+	s.Applied, s.Failed, s.Verified, s.Skipped = 0, 0, 0, 0
+	for _, cr := range s.Changes {
+		switch cr.Status {
+		case StatusVerified:
+			s.Applied++
+			s.Verified++
+		case StatusApplied, StatusUnverified:
+			s.Applied++
+		case StatusFailed:
+			s.Failed++
+		case StatusSkipped:
+			s.Skipped++
+		}
+	}
+}
+
+// Sequence is a convenience for callers that range over changes by status.
+func (s *Summary) Sequence(st Status) iter.Seq[ChangeResult] {
+	return func(yield func(ChangeResult) bool) {
+		for _, cr := range s.Changes {
+			if cr.Status == st && !yield(cr) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,112 @@
+// Package jobs is the job library: the Job interface, the registry, the plan types and the executor.
+//
+// A job is pure: it receives a read-only snapshot of the tenant and returns the changes it wants and the
+// findings it saw. It never calls the network and never looks at dry-run, limits or exceptions — the
+// executor alone decides what is applied, so a new job cannot leak a write (external-dns's lesson).
+package jobs
+
+import (
+	"context"
+	"fmt"
+)
+
+// Kind says whether a job changes the tenant or only reports.
+type Kind string
+
+const (
+	// KindRemediate jobs return changes for the executor to apply.
+	KindRemediate Kind = "remediate"
+	// KindAudit jobs return findings only.
+	KindAudit Kind = "audit"
+)
+
+// Description is what `worker jobs` shows and what the executor needs to know before planning.
+type Description struct {
+	Summary string
+	Kind    Kind
+	// Owns lists the fields the job may write ("Set-MailUser.UseMapiRichTextFormat").
+	Owns []string
+	// Permissions an app registration needs to run the job.
+	Permissions []string
+	// Reads lists the tenant queries the executor must load into the snapshot before Plan.
+	Reads []Query
+}
+
+// Query is one server-side read: a Get-* cmdlet with an OPATH filter and the properties to select.
+type Query struct {
+	Cmdlet string
+	Filter string
+	Select []string
+}
+
+// Job is one unit of the library. Plan must be deterministic and free of I/O.
+type Job interface {
+	Name() string
+	Describe() Description
+	Plan(ctx context.Context, t *Tenant) (Plan, error)
+}
+
+// ObjectRef names a directory object. ID is the ExternalDirectoryObjectId (the Entra object id): it joins
+// EXO and Graph and is unambiguous as -Identity.
+type ObjectRef struct {
+	ID          string
+	DisplayName string
+	// Address is what a person recognises the object by (its primary SMTP address).
+	Address string
+}
+
+func (o ObjectRef) String() string {
+	switch {
+	case o.Address != "" && o.DisplayName != "":
+		return fmt.Sprintf("%s <%s>", o.DisplayName, o.Address)
+	case o.Address != "":
+		return o.Address
+	case o.DisplayName != "":
+		return o.DisplayName
+	}
+	return o.ID
+}
+
+// Change is one field of one object: set Param from From to To through Cmdlet.
+type Change struct {
+	Object ObjectRef
+	Cmdlet string
+	Param  string
+	From   string
+	To     string
+}
+
+// Plan is what a job wants: the changes to make and the findings to report.
+type Plan struct {
+	// InScope counts the objects the job considered (the denominator of max_change_percent).
+	InScope  int
+	Changes  []Change
+	Findings []Finding
+}
+
+// Severity orders findings.
+type Severity string
+
+// Severities, most severe first.
+const (
+	SeverityHigh   Severity = "high"
+	SeverityMedium Severity = "medium"
+	SeverityLow    Severity = "low"
+	SeverityInfo   Severity = "info"
+)
+
+// Finding is something an audit saw that a person must fix, usually on-premises.
+type Finding struct {
+	Rule     string
+	Severity Severity
+	Object   ObjectRef
+	Detail   string
+	OnPrem   *OnPremFix
+}
+
+// OnPremFix is the Active Directory change that fixes a finding at its source.
+type OnPremFix struct {
+	Attribute string // e.g. proxyAddresses
+	Value     string // e.g. SMTP:jane@contoso.com
+	Action    string // add | replace | remove
+}

@@ -1,0 +1,61 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/exo-worker/worker/exo"
+)
+
+// Tenant is the read-only snapshot a job plans over: plain structs, loaded by the executor from the
+// queries the job declares in Describe().Reads.
+type Tenant struct {
+	MailUsers []exo.MailUser
+}
+
+// Reader is what the executor needs to read the tenant: the exo client's paged InvokeCommand.
+type Reader interface {
+	Pages(ctx context.Context, cmd exo.Command) iter.Seq2[*exo.Response, error]
+}
+
+// LoadTenant runs each query and decodes its pages into the snapshot, page by page, so memory holds the
+// selected properties of in-scope objects only. onPage, if set, is told how many objects each page added.
+func LoadTenant(ctx context.Context, r Reader, queries []Query, onPage func(n int)) (*Tenant, error) {
+	t := &Tenant{}
+	for _, q := range queries {
+		params := map[string]any{"ResultSize": "Unlimited"}
+		if q.Filter != "" {
+			params["Filter"] = q.Filter
+		}
+		cmd := exo.Command{Name: q.Cmdlet, Params: params, Select: q.Select}
+		for resp, err := range r.Pages(ctx, cmd) {
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", q.Cmdlet, err)
+			}
+			n, err := t.add(q.Cmdlet, resp)
+			if err != nil {
+				return nil, err
+			}
+			if onPage != nil {
+				onPage(n)
+			}
+		}
+	}
+	return t, nil
+}
+
+func (t *Tenant) add(cmdlet string, resp *exo.Response) (int, error) {
+	switch cmdlet {
+	case "Get-MailUser":
+		for _, raw := range resp.Values {
+			mu, err := exo.Decode[exo.MailUser](raw)
+			if err != nil {
+				return 0, fmt.Errorf("decode %s result (request-id %s): %w", cmdlet, resp.RequestID, err)
+			}
+			t.MailUsers = append(t.MailUsers, mu)
+		}
+		return len(resp.Values), nil
+	}
+	return 0, fmt.Errorf("jobs: the snapshot cannot hold %s results yet", cmdlet)
+}
