@@ -97,6 +97,8 @@ type Run struct {
 	Job     string
 	Started time.Time
 	Plan    Plan
+	// Reads are the job's queries, re-run for the read-back.
+	Reads []Query
 }
 
 // Summary is the result of a run, printed by the CLI and recorded by the store.
@@ -211,7 +213,7 @@ func (e *Executor) Plan(ctx context.Context, job Job) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: plan: %w", job.Name(), err)
 	}
-	run.Plan = p
+	run.Plan, run.Reads = p, d.Reads
 	e.log().Info("planned", zap.String("run", run.ID), zap.String("job", job.Name()),
 		zap.Int("in_scope", p.InScope), zap.Int("changes", len(p.Changes)), zap.Int("findings", len(p.Findings)))
 	return run, nil
@@ -242,7 +244,7 @@ func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary,
 	}
 
 	err := e.applyChanges(ctx, s)
-	e.readBack(ctx, s)
+	e.readBack(ctx, s, run.Reads)
 	s.count()
 	e.log().Info("run finished", zap.String("run", s.RunID), zap.String("job", s.Job),
 		zap.Int("applied", s.Applied), zap.Int("failed", s.Failed), zap.Int("verified", s.Verified), zap.Int("skipped", s.Skipped))
@@ -350,36 +352,59 @@ func skipFrom(s *Summary, from int, why string) {
 	}
 }
 
-// readBack reads every applied object again and checks it holds the value the run wrote.
-func (e *Executor) readBack(ctx context.Context, s *Summary) {
+// readBack reads every applied object again and checks it holds the value the run wrote. When many objects
+// changed it re-runs the job's own query (a few pages of 1,000) instead of one Get per object: the same
+// read-back for a fraction of the throttle budget.
+func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
 	var idx []int
-	var cmds []exo.Command
 	for i, cr := range s.Changes {
-		if cr.Status != StatusApplied {
-			continue
+		if cr.Status == StatusApplied {
+			idx = append(idx, i)
 		}
-		idx = append(idx, i)
-		cmds = append(cmds, exo.Command{
-			Name:   readCmdlet(cr.Cmdlet),
-			Params: map[string]any{"Identity": cr.Object.ID},
-			Select: []string{"ExternalDirectoryObjectId", cr.Param},
-		})
 	}
-	if len(cmds) == 0 {
+	if len(idx) == 0 {
 		return
 	}
 	// Read-back runs even when the run was cancelled mid-way: what was written must be accounted for.
-	rctx := ctx
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
-		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 	}
 	if e.Progress != nil {
-		e.Progress.Phase("verifying", len(cmds))
+		e.Progress.Phase("verifying", len(idx))
 		defer e.Progress.Done()
 	}
-	results := e.Client.Batch(rctx, cmds)
+	pages := s.InScope/1000 + 1
+	if len(reads) == 1 && pages < len(idx) {
+		if seen, err := e.listForReadBack(ctx, reads[0], s.Changes, idx); err == nil {
+			for _, i := range idx {
+				cr := &s.Changes[i]
+				obj, ok := seen[strings.ToLower(cr.Object.ID)]
+				if !ok {
+					cr.Status, cr.Error = StatusUnverified, "written, but the object was not found when read back (deleted, or no longer in scope)"
+					continue
+				}
+				verify(cr, obj)
+			}
+			if e.Progress != nil {
+				e.Progress.Add(len(idx))
+			}
+			return
+		} else {
+			e.log().Warn("read-back by query failed; reading objects one by one", zap.Error(err))
+		}
+	}
+	cmds := make([]exo.Command, len(idx))
+	for k, i := range idx {
+		cr := s.Changes[i]
+		cmds[k] = exo.Command{
+			Name:   readCmdlet(cr.Cmdlet),
+			Params: map[string]any{"Identity": cr.Object.ID},
+			Select: []string{"ExternalDirectoryObjectId", cr.Param},
+		}
+	}
+	results := e.Client.Batch(ctx, cmds)
 	for k, res := range results {
 		cr := &s.Changes[idx[k]]
 		if e.Progress != nil {
@@ -389,16 +414,61 @@ func (e *Executor) readBack(ctx context.Context, s *Summary) {
 			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the read-back failed: "+res.Err.Error()
 			continue
 		}
-		got, ok := readValue(res.Response, cr.Param)
-		switch {
-		case !ok:
-			cr.Status, cr.Error = StatusUnverified, fmt.Sprintf("written, but the read-back did not return %s", cr.Param)
-		case strings.EqualFold(got, cr.To):
-			cr.Status = StatusVerified
-		default:
-			cr.Status = StatusFailed
-			cr.Error = fmt.Sprintf("written, but the read-back shows %s = %q, not %q (another writer, or a policy reverted it)", cr.Param, got, cr.To)
+		if res.Response == nil || len(res.Response.Values) == 0 {
+			cr.Status, cr.Error = StatusUnverified, "written, but the read-back returned no object"
+			continue
 		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(res.Response.Values[0], &obj); err != nil {
+			cr.Status, cr.Error = StatusUnverified, "written, but the read-back could not be decoded: "+err.Error()
+			continue
+		}
+		verify(cr, obj)
+	}
+}
+
+// listForReadBack re-runs the job's query selecting the id and every written parameter.
+func (e *Executor) listForReadBack(ctx context.Context, q Query, changes []ChangeResult, idx []int) (map[string]map[string]json.RawMessage, error) {
+	sel := []string{"ExternalDirectoryObjectId"}
+	seenParam := map[string]bool{}
+	for _, i := range idx {
+		if p := changes[i].Param; !seenParam[p] {
+			seenParam[p] = true
+			sel = append(sel, p)
+		}
+	}
+	params := map[string]any{"ResultSize": "Unlimited"}
+	if q.Filter != "" {
+		params["Filter"] = q.Filter
+	}
+	out := map[string]map[string]json.RawMessage{}
+	for resp, err := range e.Client.Pages(ctx, exo.Command{Name: q.Cmdlet, Params: params, Select: sel}) {
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range resp.Values {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &obj); err != nil {
+				return nil, fmt.Errorf("decode read-back (request-id %s): %w", resp.RequestID, err)
+			}
+			id, _ := field(obj, "ExternalDirectoryObjectId")
+			out[strings.ToLower(id)] = obj
+		}
+	}
+	return out, nil
+}
+
+// verify compares what the tenant holds now with what the change wrote.
+func verify(cr *ChangeResult, obj map[string]json.RawMessage) {
+	got, ok := field(obj, cr.Param)
+	switch {
+	case !ok:
+		cr.Status, cr.Error = StatusUnverified, fmt.Sprintf("written, but the read-back did not return %s", cr.Param)
+	case strings.EqualFold(got, cr.To):
+		cr.Status = StatusVerified
+	default:
+		cr.Status = StatusFailed
+		cr.Error = fmt.Sprintf("written, but the read-back shows %s = %q, not %q (another writer, or a policy reverted it)", cr.Param, got, cr.To)
 	}
 }
 
@@ -409,24 +479,26 @@ func readCmdlet(set string) string {
 	return set
 }
 
-func readValue(resp *exo.Response, param string) (string, bool) {
-	if resp == nil || len(resp.Values) == 0 {
-		return "", false
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(resp.Values[0], &obj); err != nil {
-		return "", false
-	}
-	for k, v := range obj {
-		if strings.EqualFold(k, param) {
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return strings.Trim(string(v), `"`), true
+// field returns a property of a decoded object as a string, matching the name case-insensitively as
+// PowerShell does.
+func field(obj map[string]json.RawMessage, name string) (string, bool) {
+	v, ok := obj[name]
+	if !ok {
+		for k, kv := range obj {
+			if strings.EqualFold(k, name) {
+				v, ok = kv, true
+				break
 			}
-			return s, true
 		}
 	}
-	return "", false
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return strings.Trim(string(v), `"`), true
+	}
+	return s, true
 }
 
 func (s *Summary) count() {

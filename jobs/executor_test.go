@@ -1,0 +1,312 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/jobs"
+)
+
+// These tests run the real executor with the real exo client and a real azidentity credential against the
+// simulated tenant over HTTPS: nothing of what the worker depends on is faked.
+
+func startSim(t *testing.T, sc *sim.Scenario, f sim.Faults) (*sim.Server, *exo.Client) {
+	t.Helper()
+	srv, err := sim.Start(sim.Options{Dir: t.TempDir(), Scenario: sc, Faults: f})
+	if err != nil {
+		t.Fatalf("start sim: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	cred, err := srv.Credential()
+	if err != nil {
+		t.Fatalf("sim credential: %v", err)
+	}
+	c, err := exo.New(exo.Options{
+		BaseURL:    srv.URL,
+		Tenant:     srv.Creds.TenantID,
+		Credential: cred,
+		Scope:      "https://outlook.office365.com/.default",
+		HTTPClient: srv.HTTPClient(),
+	})
+	if err != nil {
+		t.Fatalf("exo client: %v", err)
+	}
+	return srv, c
+}
+
+func richText(t *testing.T) *jobs.MEURichText {
+	t.Helper()
+	j, err := jobs.NewMEURichText("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func isSet(e sim.Entry) bool { return strings.HasPrefix(e.Cmdlet, "Set-") }
+
+// wantChanges counts the in-scope MEUs that do not hold target yet, from the simulator's ground truth.
+func wantChanges(srv *sim.Server, target string) int {
+	n := 0
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		if !strings.EqualFold(o.UseMapiRichTextFormat, target) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRemediateFixesEveryInScopeMEUAndSecondRunPlansNothing(t *testing.T) {
+	srv, client := startSim(t, nil, sim.Faults{})
+	want := wantChanges(srv, "Never")
+	if want == 0 {
+		t.Fatal("default scenario has no MEU to fix; the test would prove nothing")
+	}
+	ex := &jobs.Executor{Client: client}
+	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if sum.Planned != want || sum.Applied != want || sum.Verified != want || sum.Failed != 0 {
+		t.Fatalf("summary planned=%d applied=%d verified=%d failed=%d, want %d/%d/%d/0",
+			sum.Planned, sum.Applied, sum.Verified, sum.Failed, want, want, want)
+	}
+	if sum.InScope != len(srv.Tenant().InScopeMEUs()) {
+		t.Errorf("in scope = %d, tenant has %d dir-synced MailUsers", sum.InScope, len(srv.Tenant().InScopeMEUs()))
+	}
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		if o.UseMapiRichTextFormat != "Never" {
+			t.Errorf("%s (%s) still holds %s", o.DisplayName, o.ID, o.UseMapiRichTextFormat)
+		}
+	}
+	if got := sum.ExitCode(); got != jobs.ExitOK {
+		t.Errorf("exit code %d, want 0", got)
+	}
+
+	again, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if again.Planned != 0 || again.Applied != 0 {
+		t.Errorf("second run planned %d, applied %d; want 0 and 0", again.Planned, again.Applied)
+	}
+}
+
+func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
+	srv, client := startSim(t, nil, sim.Faults{})
+	want := wantChanges(srv, "Never")
+	before := map[string]string{}
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		before[o.ID] = o.UseMapiRichTextFormat
+	}
+	sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeDryRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Planned != want || sum.Applied != 0 {
+		t.Fatalf("planned %d applied %d, want %d and 0", sum.Planned, sum.Applied, want)
+	}
+	for _, c := range sum.Changes {
+		if c.Status != jobs.StatusPlanned || c.To != "Never" || c.From != before[c.Object.ID] {
+			t.Errorf("change %+v: want planned %s → Never", c, before[c.Object.ID])
+		}
+	}
+	if n := srv.Log.Count(isSet); n != 0 {
+		t.Errorf("dry-run sent %d Set-* calls, want 0", n)
+	}
+}
+
+func TestOnlyDirSyncedMailUsersAreWritten(t *testing.T) {
+	srv, client := startSim(t, nil, sim.Faults{})
+	if _, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate}); err != nil {
+		t.Fatal(err)
+	}
+	inScope := map[string]bool{}
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		inScope[strings.ToLower(o.ID)] = true
+	}
+	sets := 0
+	for _, e := range srv.Log.Entries() {
+		if !isSet(e) {
+			continue
+		}
+		sets++
+		if !inScope[strings.ToLower(e.Identity)] {
+			o, _ := srv.Tenant().Object(e.Identity)
+			t.Errorf("wrote %s to %q (%s, dir-synced=%v): out of scope", e.Cmdlet, e.Identity, o.RecipientTypeDetails, o.IsDirSynced)
+		}
+	}
+	if sets == 0 {
+		t.Fatal("no Set-* call in the log: the assertion above proved nothing")
+	}
+	// The out-of-scope kinds exist in the scenario, so "never written" means something.
+	kinds := map[string]int{}
+	for _, o := range srv.Tenant().Objects() {
+		switch {
+		case o.RecipientTypeDetails == sim.RTDGuestMailUser:
+			kinds["guest"]++
+		case o.RecipientTypeDetails == sim.RTDMailUser && !o.IsDirSynced:
+			kinds["cloud-only MEU"]++
+		case o.RecipientTypeDetails == sim.RTDUserMailbox:
+			kinds["mailbox"]++
+		case o.RecipientTypeDetails == sim.RTDMailContact:
+			kinds["contact"]++
+		}
+	}
+	for _, k := range []string{"guest", "cloud-only MEU", "mailbox", "contact"} {
+		if kinds[k] == 0 {
+			t.Errorf("scenario has no %s: cannot show it is never written", k)
+		}
+	}
+}
+
+func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
+	srv, client := startSim(t, nil, sim.Faults{})
+	ex := &jobs.Executor{Client: client}
+	run, err := ex.Plan(context.Background(), richText(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Plan.Changes) < 2 {
+		t.Fatal("need at least two planned changes")
+	}
+	gone := run.Plan.Changes[len(run.Plan.Changes)/2].Object.ID
+	if !srv.Tenant().Delete(gone) {
+		t.Fatalf("could not delete %s", gone)
+	}
+	sum, err := ex.Apply(context.Background(), run, jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if sum.Failed != 1 || sum.Verified != len(run.Plan.Changes)-1 {
+		t.Fatalf("failed=%d verified=%d, want 1 and %d", sum.Failed, sum.Verified, len(run.Plan.Changes)-1)
+	}
+	for _, c := range sum.Changes {
+		if c.Object.ID != gone {
+			continue
+		}
+		if c.Status != jobs.StatusFailed || !strings.Contains(c.Error, "couldn't be found") {
+			t.Errorf("deleted object: status %s, error %q; want failed with EXO's not-found text", c.Status, c.Error)
+		}
+		if !exo.IsKind(c.Err, exo.KindNotFound) {
+			t.Errorf("deleted object error is not exo.KindNotFound: %v", c.Err)
+		}
+		if c.RequestID == "" {
+			t.Error("failed change carries no request id")
+		}
+	}
+	if sum.ExitCode() != jobs.ExitFailed {
+		t.Errorf("exit code %d, want 2", sum.ExitCode())
+	}
+}
+
+func TestBlastRadiusStopsBeforeFirstWrite(t *testing.T) {
+	sc := sim.DefaultScenario()
+	sc.DirSyncedMEUs = 100
+	srv, client := startSim(t, &sc, sim.Faults{})
+	// make every one of the 100 need a change, so the numbers in the message are exact
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		if err := srv.Tenant().SetUseMapiRichTextFormat(o.ID, "UseDefaultSettings"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ex := &jobs.Executor{Client: client}
+	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, JobConfigPath: "jobs.meu-richtext"})
+	var be *jobs.BlastRadiusError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v, want a BlastRadiusError", err)
+	}
+	if sum.ExitCode() != jobs.ExitAborted {
+		t.Errorf("exit code %d, want 3", sum.ExitCode())
+	}
+	for _, want := range []string{"100 objects", "jobs.meu-richtext.max_changes = 10", "--force", "--dry-run", "Nothing was written"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not say %q", err.Error(), want)
+		}
+	}
+	if n := srv.Log.Count(isSet); n != 0 {
+		t.Errorf("blast radius let %d Set-* calls through", n)
+	}
+
+	// --force lifts it.
+	sum, err = ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, Force: true})
+	if err != nil || sum.Verified != 100 {
+		t.Fatalf("forced run: err=%v verified=%d, want nil and 100", err, sum.Verified)
+	}
+}
+
+func TestBlastRadiusPercent(t *testing.T) {
+	sc := sim.DefaultScenario()
+	sc.DirSyncedMEUs = 50
+	srv, client := startSim(t, &sc, sim.Faults{})
+	sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5})
+	var be *jobs.BlastRadiusError
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), "max_change_percent = 5") {
+		t.Fatalf("err = %v, want a percent blast-radius error", err)
+	}
+	if sum.Applied != 0 || srv.Log.Count(isSet) != 0 {
+		t.Errorf("applied %d, Set-* calls %d; want none", sum.Applied, srv.Log.Count(isSet))
+	}
+}
+
+func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
+	// After a run, someone sets one MEU back to Always: the next run plans exactly that object again.
+	srv, client := startSim(t, nil, sim.Faults{})
+	ex := &jobs.Executor{Client: client}
+	first, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil || first.Verified == 0 {
+		t.Fatalf("first run: err=%v verified=%d", err, first.Verified)
+	}
+	id := first.Changes[0].Object.ID
+	if err := srv.Tenant().SetUseMapiRichTextFormat(id, "Always"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeDryRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Changes) != 1 || again.Changes[0].Object.ID != id || again.Changes[0].From != "Always" {
+		t.Errorf("rerun planned %+v, want exactly %s Always → Never", again.Changes, id)
+	}
+}
+
+func TestThrottledRunStaysWithinBudget_Slow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: 2,000 MEUs at 100 requests/s (about 25 s); run without -short")
+	}
+	sc := sim.DefaultScenario()
+	sc.DirSyncedMEUs = 2000
+	const budget = 100.0
+	srv, client := startSim(t, &sc, sim.Faults{RTT: 50 * time.Millisecond, ThrottleBudget: budget})
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		_ = srv.Tenant().SetUseMapiRichTextFormat(o.ID, "UseDefaultSettings")
+	}
+	start := time.Now()
+	sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failed != 0 || sum.Verified != 2000 {
+		t.Fatalf("failed=%d verified=%d, want 0 and 2000", sum.Failed, sum.Verified)
+	}
+	throttled := srv.Log.Count(func(e sim.Entry) bool { return e.Status == 429 })
+	requests := srv.Log.Count(func(e sim.Entry) bool { return true })
+	st := client.Stats()
+	t.Logf("2000 MEUs, RTT 50ms, budget %.0f req/s: wall %s, log entries %d, HTTP requests %d, sub-requests %d, 429s %d, retries %d",
+		budget, wall.Round(time.Millisecond), requests, st.Requests, st.SubRequests, throttled, st.Retries)
+	// After the first 429 the client must slow down to the budget rather than hammer: a client that
+	// ignored 429s would collect hundreds here. Allow a handful per adaptation step.
+	if throttled > 40 {
+		t.Errorf("%d throttled (sub-)requests: the client does not stay within the budget", throttled)
+	}
+	// And it must not be absurdly slow either: 2,000 writes at 100/s is 20 s.
+	if wall > 90*time.Second {
+		t.Errorf("wall time %s: far slower than the budget allows", wall)
+	}
+}
