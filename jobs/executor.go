@@ -78,9 +78,11 @@ type Options struct {
 // blast radius, applies changes in batches with bounded concurrency, reads every changed object back and
 // summarises. Per-object failures never abort a run; a high failure rate does (circuit breaker).
 type Executor struct {
-	Client   Client
-	Log      *zap.Logger
-	Progress Progress
+	Client Client
+	// Directory reads Graph for jobs that need it (audits); nil when no such job runs.
+	Directory DirectoryReader
+	Log       *zap.Logger
+	Progress  Progress
 	// ChunkSize is how many changes are sent between breaker checks (default 100).
 	ChunkSize int
 	// BreakerMinAttempts and BreakerFailureRate: once at least MinAttempts changes were tried and the share
@@ -208,6 +210,14 @@ func (e *Executor) Plan(ctx context.Context, job Job) (*Run, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", job.Name(), err)
+	}
+	if d.NeedsDirectory {
+		if e.Directory == nil {
+			return nil, fmt.Errorf("%s needs the directory (Microsoft Graph) but no Graph reader is configured", job.Name())
+		}
+		if t.Directory, err = e.Directory.Snapshot(ctx); err != nil {
+			return nil, fmt.Errorf("%s: read directory: %w", job.Name(), err)
+		}
 	}
 	p, err := job.Plan(ctx, t)
 	if err != nil {

@@ -30,6 +30,8 @@ type Description struct {
 	Permissions []string
 	// Reads lists the tenant queries the executor must load into the snapshot before Plan.
 	Reads []Query
+	// NeedsDirectory asks the executor for Graph's view of the directory (Tenant.Directory).
+	NeedsDirectory bool
 }
 
 // Query is one server-side read: a Get-* cmdlet with an OPATH filter and the properties to select.

@@ -6,12 +6,21 @@ import (
 	"iter"
 
 	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/internal/directory"
 )
 
 // Tenant is the read-only snapshot a job plans over: plain structs, loaded by the executor from the
 // queries the job declares in Describe().Reads.
 type Tenant struct {
 	MailUsers []exo.MailUser
+	// Directory is what Graph shows; loaded only for jobs whose Description sets NeedsDirectory.
+	Directory *directory.Snapshot
+}
+
+// DirectoryReader gives the executor Graph's view of the directory. internal/graph implements it; the
+// interface lives here so that jobs never compiles msgraph-sdk-go.
+type DirectoryReader interface {
+	Snapshot(ctx context.Context) (*directory.Snapshot, error)
 }
 
 // Reader is what the executor needs to read the tenant: the exo client's paged InvokeCommand.
