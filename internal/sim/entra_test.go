@@ -440,9 +440,11 @@ func TestClientAssertions(t *testing.T) {
 		{name: "expired", a: mod(func(a *assertion) { a.exp = now.Add(-time.Minute); a.nbf = now.Add(-11 * time.Minute) }), wantCode: 700024, wantText: "valid time range"},
 		{name: "not yet valid", a: mod(func(a *assertion) { a.nbf = now.Add(time.Hour) }), wantCode: 700024, wantText: "valid time range"},
 		{name: "iss is not the client", a: mod(func(a *assertion) { a.iss = "someone" }), wantCode: 700021, wantText: "doesn't match 'client_id'"},
-		{name: "aud is another host", a: mod(func(a *assertion) { a.aud = "https://login.microsoftonline.com/" + s.Creds.TenantID + "/oauth2/v2.0/token" }), wantCode: 700024, wantText: "audience"},
+		{name: "aud is another host", a: mod(func(a *assertion) {
+			a.aud = "https://login.microsoftonline.com/" + s.Creds.TenantID + "/oauth2/v2.0/token"
+		}), wantCode: 700024, wantText: "audience"},
 		{name: "not a JWT", assertion: "abc", wantCode: 50027, wantText: "malformed"},
-		{name: "alg none", assertion: b64.EncodeToString([]byte(`{"alg":"none","x5t#S256":"` + x5tS256 + `"}`)) + ".e30.", wantCode: 700027, wantText: "invalid signature"},
+		{name: "alg none", assertion: b64.EncodeToString([]byte(`{"alg":"none","x5t#S256":"`+x5tS256+`"}`)) + ".e30.", wantCode: 700027, wantText: "invalid signature"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
