@@ -102,7 +102,7 @@ func TestParseErrorResponse(t *testing.T) {
 			kind: KindThrottled, retryAfter: 1500 * time.Millisecond},
 		{name: "429 with an HTTP-date Retry-After far ahead is capped", status: 429,
 			header: map[string]string{"Retry-After": time.Now().Add(24 * time.Hour).UTC().Format(http.TimeFormat)},
-			kind: KindThrottled, retryAfter: maxRetryAfter},
+			kind:   KindThrottled, retryAfter: maxRetryAfter},
 		{name: "HTML error page", status: 502,
 			body: []byte("<!DOCTYPE html><html><head><title>502 - Web server received an invalid response</title></head><body><h1>Server Error</h1></body></html>"),
 			kind: KindTransient, msgHas: "502 - Web server received an invalid response"},
