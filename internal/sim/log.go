@@ -1,0 +1,164 @@
+package sim
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Entry is one recorded request: every HTTP request to the server (token requests included), and one
+// extra entry per $batch sub-request. Tests assert on it ("dry-run made zero Set-* calls").
+type Entry struct {
+	Time   time.Time
+	Method string
+	Path   string
+	// Cmdlet is the cmdlet an InvokeCommand call or sub-request ran; "$batch" for a batch envelope; empty
+	// for non-EXO requests.
+	Cmdlet string
+	// Identity is the -Identity parameter, when given.
+	Identity string
+	// Params are all cmdlet parameters as decoded from JSON (Identity included).
+	Params map[string]any
+	// Status is the HTTP status answered (a sub-request's own status inside $batch); 0 when the connection
+	// was dropped without a response.
+	Status int
+	// InBatch marks a $batch sub-request; Batch marks the $batch envelope itself.
+	InBatch bool
+	Batch   bool
+	// RequestID is the request-id the server answered with.
+	RequestID string
+	// ClientRequestID is the client-request-id the caller sent, if any.
+	ClientRequestID string
+	// Fault names the injected fault, if any: "throttle", "error", "reset", "truncate", "unauthorized".
+	Fault string
+}
+
+// IsWrite reports whether the entry ran a cmdlet that changes the tenant (Set-, New-, Remove-, Add-, ...).
+func (e Entry) IsWrite() bool {
+	if e.Cmdlet == "" || e.Cmdlet == "$batch" {
+		return false
+	}
+	for _, verb := range []string{"Get-", "Test-", "Search-"} {
+		if len(e.Cmdlet) >= len(verb) && equalFoldASCII(e.Cmdlet[:len(verb)], verb) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestLog records requests in arrival order. It is safe for concurrent use.
+type RequestLog struct {
+	mu      sync.Mutex
+	entries []Entry
+}
+
+func (l *RequestLog) add(e Entry) {
+	l.mu.Lock()
+	l.entries = append(l.entries, e)
+	l.mu.Unlock()
+}
+
+// Entries returns a copy of the recorded entries.
+func (l *RequestLog) Entries() []Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
+}
+
+// Count returns how many entries satisfy keep.
+func (l *RequestLog) Count(keep func(Entry) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.entries {
+		if keep(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// Reset forgets all entries.
+func (l *RequestLog) Reset() {
+	l.mu.Lock()
+	l.entries = nil
+	l.mu.Unlock()
+}
+
+type entryKey struct{}
+
+// entryFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
+// cmdlet, identity and fault; nil outside logged().
+func entryFrom(ctx context.Context) *Entry {
+	e, _ := ctx.Value(entryKey{}).(*Entry)
+	return e
+}
+
+// statusRecorder remembers the status a handler wrote; Unwrap lets http.ResponseController reach the
+// connection (flush, hijack).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logged wraps the whole mux: it applies the injected RTT and records one entry per request (also when a
+// fault drops the connection: the entry is written by a deferred call that runs during the abort).
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e := &Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path, ClientRequestID: r.Header.Get("client-request-id")}
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			switch {
+			case e.Fault == "reset":
+				e.Status = 0
+			case rec.status != 0:
+				e.Status = rec.status
+			default:
+				e.Status = http.StatusOK
+			}
+			s.Log.add(*e)
+		}()
+		if rtt := s.faults.get().RTT; rtt > 0 {
+			t := time.NewTimer(rtt)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				e.Fault = "canceled"
+				return
+			}
+		}
+		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
+	})
+}
