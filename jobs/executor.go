@@ -72,6 +72,10 @@ type Options struct {
 	Force bool
 	// JobConfigPath is the config path of the job's settings, used in messages ("jobs.meu-richtext").
 	JobConfigPath string
+	// Objects restricts the run to these object ids (a targeted rerun, e.g. from an alert); matched on
+	// ObjectRef.ID case-insensitively. Empty means the job's whole scope. The blast radius still measures
+	// against the whole scope, so a targeted rerun of three objects is not "100% of scope".
+	Objects []string
 }
 
 // Executor is the one place where changes are applied. It plans through a job, enforces the mode and the
@@ -91,6 +95,16 @@ type Executor struct {
 	BreakerFailureRate float64
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+
+	// Journal, when set, records every change before it is sent and its outcome after (journal.go).
+	// The daemon and the one-shot CLI set it; tests of planning may leave it nil.
+	Journal Journal
+	// Exceptions keep objects out of reach of jobs (exceptions.go); enforced in every mode.
+	Exceptions []Exception
+	// StopGrace bounds how long writes already sent, their journal outcomes and the read-back may go on
+	// after the run's context is cancelled (default 30s). Cancelling stops the next chunk from being sent;
+	// a $batch in flight is allowed to finish so that its outcome is known rather than left to reconcile.
+	StopGrace time.Duration
 }
 
 // Run is a planned run: what a job wants, before any write.
@@ -121,6 +135,9 @@ type Summary struct {
 	// Aborted is set when the run stopped before finishing its changes; AbortReason says why and what to do.
 	Aborted     bool
 	AbortReason string
+	// Warnings are things a person should know that did not stop the run: expired exceptions, objects of a
+	// targeted rerun with nothing planned, journal outcomes that could not be recorded.
+	Warnings []string
 }
 
 // ChangeResult is one change and what happened to it.
@@ -131,6 +148,8 @@ type ChangeResult struct {
 	RequestID string
 	// Err is the typed error behind Error, for callers that branch (not serialised).
 	Err error `json:"-"`
+
+	entry int64 // journal entry id, 0 when not journalled
 }
 
 // Exit codes of a run, shared by the CLI and the daemon's status.
@@ -177,6 +196,29 @@ func (e *Executor) log() *zap.Logger {
 		return zap.NewNop()
 	}
 	return e.Log
+}
+
+func (e *Executor) stopGrace() time.Duration {
+	if e.StopGrace <= 0 {
+		return 30 * time.Second
+	}
+	return e.StopGrace
+}
+
+// graceful returns a context for work already under way: it outlives ctx's cancellation by up to grace, so
+// an interrupted run still learns (and journals) the outcome of the writes it sent.
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-wctx.Done():
+		}
+	})
+	return wctx, func() { stop(); cancel() }
 }
 
 func (e *Executor) now() time.Time {
@@ -232,24 +274,33 @@ func (e *Executor) Plan(ctx context.Context, job Job) (*Run, error) {
 // Apply carries out a planned run according to opts. It returns a summary even when it stops early; the
 // error is non-nil only when the run was refused as a whole (blast radius) or interrupted.
 func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary, error) {
+	changes, findings, warnings := restrict(run.Plan, opts.Objects)
 	s := &Summary{
 		RunID: run.ID, Job: run.Job, Mode: opts.Mode, InScope: run.Plan.InScope,
-		Planned: len(run.Plan.Changes), Findings: run.Plan.Findings, Started: run.Started,
+		Planned: len(changes), Findings: findings, Started: run.Started, Warnings: warnings,
 	}
 	defer func() { s.Finished = e.now() }()
-	s.Changes = make([]ChangeResult, len(run.Plan.Changes))
-	for i, c := range run.Plan.Changes {
+	s.Changes = make([]ChangeResult, len(changes))
+	for i, c := range changes {
 		s.Changes[i] = ChangeResult{Change: c, Status: StatusPlanned}
 	}
-	if opts.Mode != ModeRemediate || len(run.Plan.Changes) == 0 {
+	// Exceptions first, in every mode: the plan a dry-run prints is the plan remediate applies.
+	for _, w := range applyExceptions(s, e.Exceptions, e.now()) {
+		s.Warnings = append(s.Warnings, w)
+		e.log().Warn(w, zap.String("run", s.RunID), zap.String("job", s.Job))
+	}
+	if opts.Mode != ModeRemediate || len(changes) == 0 {
+		s.count()
 		return s, nil
 	}
-	if err := checkBlastRadius(run, opts); err != nil && !opts.Force {
+	if err := checkBlastRadius(run, s.Changes, opts); err != nil && !opts.Force {
 		s.Aborted, s.AbortReason = true, err.Error()
 		for i := range s.Changes {
-			s.Changes[i].Status = StatusSkipped
+			if s.Changes[i].Status == StatusPlanned {
+				s.Changes[i].Status, s.Changes[i].Error = StatusSkipped, "not sent: the run would exceed its blast radius"
+			}
 		}
-		s.Skipped = len(s.Changes)
+		s.count()
 		return s, err
 	}
 
@@ -270,10 +321,56 @@ func (e *Executor) Run(ctx context.Context, job Job, opts Options) (*Summary, er
 	return e.Apply(ctx, run, opts)
 }
 
-func checkBlastRadius(run *Run, opts Options) error {
+// restrict keeps the changes and findings of a targeted rerun's objects, and warns about named objects
+// with nothing planned (already right, out of the job's scope, or unknown) so an alert-driven rerun says
+// what it did not do.
+func restrict(p Plan, objects []string) ([]Change, []Finding, []string) {
+	if len(objects) == 0 {
+		return p.Changes, p.Findings, nil
+	}
+	want := map[string]bool{}
+	for _, o := range objects {
+		if o = strings.ToLower(strings.TrimSpace(o)); o != "" {
+			want[o] = false
+		}
+	}
+	var changes []Change
+	for _, c := range p.Changes {
+		id := strings.ToLower(c.Object.ID)
+		if _, ok := want[id]; ok {
+			changes = append(changes, c)
+			want[id] = true
+		}
+	}
+	var findings []Finding
+	for _, f := range p.Findings {
+		id := strings.ToLower(f.Object.ID)
+		if _, ok := want[id]; ok {
+			findings = append(findings, f)
+			want[id] = true
+		}
+	}
+	var idle []string
+	for _, o := range objects {
+		if o = strings.TrimSpace(o); o != "" && !want[strings.ToLower(o)] {
+			idle = append(idle, o)
+		}
+	}
+	var warnings []string
+	if len(idle) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d of the %d objects named have nothing planned (already as wanted, outside the job's scope, or unknown ids): %s",
+			len(idle), len(want), strings.Join(idle, ", ")))
+	}
+	return changes, findings, warnings
+}
+
+// checkBlastRadius counts the objects that would really be written: changes an exception skips do not count.
+func checkBlastRadius(run *Run, changes []ChangeResult, opts Options) error {
 	objects := map[string]bool{}
-	for _, c := range run.Plan.Changes {
-		objects[c.Object.ID] = true
+	for _, c := range changes {
+		if c.Status == StatusPlanned {
+			objects[c.Object.ID] = true
+		}
 	}
 	n := len(objects)
 	be := &BlastRadiusError{Job: run.Job, ConfigPath: opts.JobConfigPath, Changes: n, InScope: run.Plan.InScope,
@@ -316,13 +413,28 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 			skipFrom(s, start, "the run was interrupted before this change was sent")
 			return fmt.Errorf("%s: interrupted: %w", s.Job, err)
 		}
-		cmds := make([]exo.Command, 0, end-start)
-		for _, cr := range s.Changes[start:end] {
-			cmds = append(cmds, exo.Command{Name: cr.Cmdlet, Params: map[string]any{"Identity": cr.Object.ID, cr.Param: cr.To}})
+		// The journal first: if it cannot record the chunk, nothing of it is sent.
+		if err := e.journalChunk(ctx, s, start, end); err != nil {
+			s.Aborted, s.AbortReason = true, err.Error()
+			skipFrom(s, end, "not sent: the change journal failed")
+			return err
 		}
-		results := e.Client.Batch(ctx, cmds)
+		var idx []int
+		cmds := make([]exo.Command, 0, end-start)
+		for i := start; i < end; i++ {
+			if cr := s.Changes[i]; cr.Status == StatusPlanned { // excepted changes are already skipped
+				idx = append(idx, i)
+				cmds = append(cmds, exo.Command{Name: cr.Cmdlet, Params: map[string]any{"Identity": cr.Object.ID, cr.Param: cr.To}})
+			}
+		}
+		if len(cmds) == 0 {
+			continue
+		}
+		bctx, cancel := graceful(ctx, e.stopGrace())
+		results := e.Client.Batch(bctx, cmds)
+		cancel()
 		for i, res := range results {
-			cr := &s.Changes[start+i]
+			cr := &s.Changes[idx[i]]
 			attempted++
 			if res.Response != nil {
 				cr.RequestID = res.Response.RequestID
@@ -340,8 +452,9 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 			}
 			cr.Status = StatusApplied
 		}
+		e.journalOutcomes(ctx, s, idx)
 		if e.Progress != nil {
-			e.Progress.Add(len(results))
+			e.Progress.Add(end - start)
 		}
 		if attempted >= minAttempts && float64(failed)/float64(attempted) >= rate && end < len(s.Changes) {
 			s.Aborted = true
@@ -376,11 +489,10 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
 		return
 	}
 	// Read-back runs even when the run was cancelled mid-way: what was written must be accounted for.
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-	}
+	// Its verdicts go to the journal however it ends.
+	ctx, cancel := graceful(ctx, e.stopGrace())
+	defer cancel()
+	defer e.journalOutcomes(ctx, s, idx)
 	if e.Progress != nil {
 		e.Progress.Phase("verifying", len(idx))
 		defer e.Progress.Done()
