@@ -55,7 +55,33 @@ type ObjectRef struct {
 	DisplayName string
 	// Address is what a person recognises the object by (its primary SMTP address).
 	Address string
+
+	// The fields below are filled by audits: reports use them to address the object in on-premises AD
+	// (Set-ADUser -Identity, LDIF dn), where the Entra object id means nothing.
+
+	// Kind is the directory class: user, group, contact (or domain for tenant-wide findings).
+	Kind string `json:",omitempty"`
+	// OnPremisesImmutableID is the sourceAnchor; by default the base64 of the AD objectGUID.
+	OnPremisesImmutableID string `json:",omitempty"`
+	// OnPremisesSamAccountName is the AD sAMAccountName (users and groups).
+	OnPremisesSamAccountName string `json:",omitempty"`
+	// OnPremisesUserPrincipalName is the UPN as AD holds it (the cloud UPN may differ).
+	OnPremisesUserPrincipalName string `json:",omitempty"`
+	// OnPremisesDistinguishedName is the AD distinguished name when Graph shows it.
+	OnPremisesDistinguishedName string `json:",omitempty"`
+	// OnPremisesSecurityIdentifier is the AD objectSid (groups: Graph shows no objectGUID for them).
+	OnPremisesSecurityIdentifier string `json:",omitempty"`
+	// Mail is the object's mail attribute (contacts are found by it on-premises).
+	Mail string `json:",omitempty"`
 }
+
+// Object kinds an ObjectRef names.
+const (
+	ObjectUser    = "user"
+	ObjectGroup   = "group"
+	ObjectContact = "contact"
+	ObjectDomain  = "domain"
+)
 
 func (o ObjectRef) String() string {
 	switch {

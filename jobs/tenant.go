@@ -13,6 +13,13 @@ import (
 // queries the job declares in Describe().Reads.
 type Tenant struct {
 	MailUsers []exo.MailUser
+	// The recipient views audits read (Get-Mailbox, Get-MailContact, Get-DistributionGroup, Get-Recipient,
+	// Get-AcceptedDomain); each is filled only when a job declares the query.
+	Mailboxes          []exo.Mailbox
+	MailContacts       []exo.MailContact
+	DistributionGroups []exo.DistributionGroup
+	Recipients         []exo.Recipient
+	AcceptedDomains    []exo.AcceptedDomain
 	// Directory is what Graph shows; loaded only for jobs whose Description sets NeedsDirectory.
 	Directory *directory.Snapshot
 }
@@ -55,16 +62,37 @@ func LoadTenant(ctx context.Context, r Reader, queries []Query, onPage func(n in
 }
 
 func (t *Tenant) add(cmdlet string, resp *exo.Response) (int, error) {
+	var err error
 	switch cmdlet {
 	case "Get-MailUser":
-		for _, raw := range resp.Values {
-			mu, err := exo.Decode[exo.MailUser](raw)
-			if err != nil {
-				return 0, fmt.Errorf("decode %s result (request-id %s): %w", cmdlet, resp.RequestID, err)
-			}
-			t.MailUsers = append(t.MailUsers, mu)
-		}
-		return len(resp.Values), nil
+		t.MailUsers, err = appendDecoded(t.MailUsers, cmdlet, resp)
+	case "Get-Mailbox":
+		t.Mailboxes, err = appendDecoded(t.Mailboxes, cmdlet, resp)
+	case "Get-MailContact":
+		t.MailContacts, err = appendDecoded(t.MailContacts, cmdlet, resp)
+	case "Get-DistributionGroup":
+		t.DistributionGroups, err = appendDecoded(t.DistributionGroups, cmdlet, resp)
+	case "Get-Recipient":
+		t.Recipients, err = appendDecoded(t.Recipients, cmdlet, resp)
+	case "Get-AcceptedDomain":
+		t.AcceptedDomains, err = appendDecoded(t.AcceptedDomains, cmdlet, resp)
+	default:
+		return 0, fmt.Errorf("jobs: the snapshot cannot hold %s results yet", cmdlet)
 	}
-	return 0, fmt.Errorf("jobs: the snapshot cannot hold %s results yet", cmdlet)
+	if err != nil {
+		return 0, err
+	}
+	return len(resp.Values), nil
+}
+
+// appendDecoded decodes one page of cmdlet output into dst.
+func appendDecoded[T any](dst []T, cmdlet string, resp *exo.Response) ([]T, error) {
+	for _, raw := range resp.Values {
+		v, err := exo.Decode[T](raw)
+		if err != nil {
+			return dst, fmt.Errorf("decode %s result (request-id %s): %w", cmdlet, resp.RequestID, err)
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
 }

@@ -25,6 +25,10 @@ type User struct {
 	AccountEnabled               bool
 	UserType                     string // Member or Guest
 	CreationType                 string
+
+	// OnPremisesDistinguishedName is the AD DN (Graph onPremisesDistinguishedName); reports use it to
+	// address the object in LDIF when it is known.
+	OnPremisesDistinguishedName string
 }
 
 // Synced reports whether Entra Connect currently masters the object.
@@ -43,6 +47,10 @@ type Group struct {
 	OnPremisesSyncEnabled        *bool
 	OnPremisesSamAccountName     string
 	OnPremisesProvisioningErrors []ProvisioningError
+
+	// OnPremisesSecurityIdentifier is the AD objectSid (Graph onPremisesSecurityIdentifier): reports address
+	// a group by it (<SID=...>), since Graph shows no objectGUID for groups.
+	OnPremisesSecurityIdentifier string
 }
 
 // Synced reports whether Entra Connect currently masters the object.
@@ -123,4 +131,17 @@ type Snapshot struct {
 	Contacts []Contact
 	Domains  []Domain
 	SKUs     []SubscribedSKU
+
+	// MX holds the MX records of the tenant's verified domains, keyed by lower-case domain name. It is not
+	// Graph data: jobs.WithMX fills it right after the Graph read, so that audits can tell where a domain's
+	// mail goes without doing I/O while planning. nil when no resolver ran.
+	MX map[string]MX
+}
+
+// MX is the outcome of one MX lookup.
+type MX struct {
+	// Hosts are the exchanger names, lower case, without the trailing dot, by preference.
+	Hosts []string
+	// Err says why the lookup failed ("" on success; a domain without MX records is a success with no hosts).
+	Err string
 }

@@ -1,0 +1,101 @@
+package jobs
+
+import (
+	"context"
+	"sort"
+	"strings"
+)
+
+// MEUAudit checks where each directory-synced mail user's mail goes (ExternalEmailAddress, the AD
+// targetAddress): missing, back into the tenant's own onmicrosoft.com domains, or to a tenant domain whose
+// MX record already points at Exchange Online. The MX records come from Snapshot.MX, resolved before
+// planning (WithMX).
+type MEUAudit struct{}
+
+// Name implements Job.
+func (*MEUAudit) Name() string { return MEUAuditName }
+
+// Describe implements Job.
+func (*MEUAudit) Describe() Description {
+	return Description{
+		Summary:        "Audit directory-synced mail users' targetAddress: missing, pointing back into the tenant, or at a domain whose MX already points to Exchange Online",
+		Kind:           KindAudit,
+		Permissions:    append(append([]string(nil), auditPermissions...), "DNS: MX lookups of the tenant's verified domains"),
+		Reads:          []Query{auditMailUsers, auditAcceptedDomains},
+		NeedsDirectory: true,
+	}
+}
+
+// Plan implements Job.
+func (a *MEUAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
+	if t.Directory == nil {
+		return Plan{}, errNoDirectory
+	}
+	dv := newDomainView(t)
+	users := usersByID(t.Directory)
+	meus := exoMailUsers(t)
+	ids := make([]string, 0, len(meus))
+	for id := range meus {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+
+	p := Plan{InScope: len(ids)}
+	unknownMX := map[string]int{} // tenant domain → MEUs forwarding to it whose MX is unknown
+	for _, id := range ids {
+		mu := meus[id]
+		ref := ObjectRef{ID: mu.ExternalDirectoryObjectId, DisplayName: mu.DisplayName, Address: mu.PrimarySmtpAddress, Kind: ObjectUser}
+		if u, ok := users[id]; ok {
+			ref = userRef(u)
+			if ref.Address == "" {
+				ref.Address = mu.PrimarySmtpAddress
+			}
+		}
+		target := strings.TrimSpace(stripSMTP(mu.ExternalEmailAddress))
+		d := domainOf(target)
+		switch {
+		case target == "":
+			p.Findings = append(p.Findings, newFinding(RuleMEUTargetMissing, ref, targetFix(mu.PrimarySmtpAddress, dv),
+				"ExternalEmailAddress (targetAddress) is empty: mail from the cloud to %s cannot be delivered", orNone(mu.PrimarySmtpAddress)))
+		case dv.isOnMicrosoft(d):
+			p.Findings = append(p.Findings, newFinding(RuleMEUTargetTenantDomain, ref, targetFix(mu.PrimarySmtpAddress, dv),
+				"ExternalEmailAddress is %s, at the tenant's own %s, but the object has no cloud mailbox: mail loops", target, d))
+		case dv.isVanity(d):
+			atEXO, hosts, ok := dv.mxAtEXO(d)
+			if !ok {
+				unknownMX[d]++
+				continue
+			}
+			if atEXO {
+				p.Findings = append(p.Findings, newFinding(RuleMEUTargetMXCutover, ref, nil,
+					"ExternalEmailAddress is %s; the MX of %s is %s (Exchange Online), so forwarded mail comes back to the tenant and loops",
+					target, d, strings.Join(hosts, ", ")))
+			}
+		}
+	}
+	domains := make([]string, 0, len(unknownMX))
+	for d := range unknownMX {
+		domains = append(domains, d)
+	}
+	sort.Strings(domains)
+	for _, d := range domains {
+		p.Findings = append(p.Findings, newFinding(RuleDomainMXUnknown,
+			ObjectRef{ID: d, DisplayName: d, Kind: ObjectDomain}, nil,
+			"%d mail user(s) forward to %s, whose MX record is unknown: %s", unknownMX[d], d, dv.mxError(d)))
+	}
+	SortFindings(p.Findings)
+	return p, nil
+}
+
+// targetFix proposes targetAddress = SMTP:<primary> when the primary address is at a company domain whose
+// mail still goes elsewhere than Exchange Online; otherwise there is no value the audit can know.
+func targetFix(primary string, dv domainView) *OnPremFix {
+	d := domainOf(primary)
+	if primary == "" || !dv.isVanity(d) {
+		return nil
+	}
+	if atEXO, _, ok := dv.mxAtEXO(d); !ok || atEXO {
+		return nil
+	}
+	return &OnPremFix{Attribute: "targetAddress", Value: "SMTP:" + primary, Action: "replace"}
+}
