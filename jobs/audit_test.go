@@ -386,7 +386,10 @@ func (conflictingAudit) Describe() Description {
 // own interfaces, and the real implementations are tested against the simulator and a local DNS server.
 type staticDirectory struct{ s directory.Snapshot }
 
-func (d staticDirectory) Snapshot(context.Context) (*directory.Snapshot, error) { s := d.s; return &s, nil }
+func (d staticDirectory) Snapshot(context.Context) (*directory.Snapshot, error) {
+	s := d.s
+	return &s, nil
+}
 
 type staticMX map[string][]string
 
