@@ -1,0 +1,454 @@
+package config
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	// Path is the field path as written in the file: "tenant.cloud", "jobs.meu-richtext.mode",
+	// "exceptions[0].owner" ("" = the file as a whole).
+	Path string
+	// Message says what is wrong and what would be right.
+	Message string
+	// Line in the file, when the problem is at a key the file sets (0 = unknown or not from the file).
+	Line int
+	// Env is the environment variable that set the value, if one did.
+	Env string
+}
+
+func (p Problem) String() string {
+	var where []string
+	if p.Line > 0 {
+		where = append(where, "line "+strconv.Itoa(p.Line))
+	}
+	if p.Env != "" {
+		where = append(where, "from "+p.Env)
+	}
+	loc := p.Path
+	if len(where) > 0 {
+		loc += " (" + strings.Join(where, ", ") + ")"
+	}
+	if loc == "" {
+		return p.Message
+	}
+	return loc + ": " + p.Message
+}
+
+// ValidationError lists every problem of a configuration.
+type ValidationError struct {
+	Source   string // the file ("" = environment only)
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	n := len(e.Problems)
+	fmt.Fprintf(&b, "config %s: %d problem", sourceName(e.Source), n)
+	if n != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(":")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// sortProblems orders problems as they appear in the file, then by path, so the list reads top to bottom.
+func sortProblems(ps []Problem) []Problem {
+	sort.SliceStable(ps, func(i, j int) bool {
+		li, lj := ps[i].Line, ps[j].Line
+		if li == 0 {
+			li = math.MaxInt
+		}
+		if lj == 0 {
+			lj = math.MaxInt
+		}
+		if li != lj {
+			return li < lj
+		}
+		return ps[i].Path < ps[j].Path
+	})
+	return ps
+}
+
+// validator collects problems; add fills in line and environment variable from what Load recorded.
+type validator struct {
+	c        *Config
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Line: v.c.lines[path], Env: v.c.env[path]})
+}
+
+var (
+	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	domainRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$`)
+	jobRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+)
+
+// Validate checks the whole configuration and returns a *ValidationError listing every problem, or nil.
+// It reads the files the configuration names (CA, certificate, secret, token) to check they exist and are
+// readable; it does not contact any service.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.tenant()
+	v.auth()
+	v.exo()
+	v.store()
+	v.server()
+	v.log()
+	v.jobs()
+	v.exceptions()
+	v.triggers()
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Source: c.source, Problems: sortProblems(v.problems)}
+}
+
+func (v *validator) tenant() {
+	t := v.c.Tenant
+	switch id := strings.TrimSpace(t.ID); {
+	case id == "":
+		v.add("tenant.id", "required: the tenant id (a GUID) or its initial domain, e.g. contoso.onmicrosoft.com")
+	case !guidRE.MatchString(id) && !domainRE.MatchString(id):
+		v.add("tenant.id", "%q is neither a tenant GUID (00000000-0000-0000-0000-000000000000) nor a domain (contoso.onmicrosoft.com)", id)
+	}
+	if _, ok := cloudEndpoints[strings.ToLower(strings.TrimSpace(t.Cloud))]; !ok && strings.TrimSpace(t.Cloud) != "" {
+		v.add("tenant.cloud", "%q is not a cloud; use one of %s", t.Cloud, strings.Join(Clouds, ", "))
+	}
+	for _, e := range []struct{ path, value string }{
+		{"tenant.endpoints.authority", t.Endpoints.Authority},
+		{"tenant.endpoints.graph", t.Endpoints.Graph},
+		{"tenant.endpoints.exchange", t.Endpoints.Exchange},
+	} {
+		if strings.TrimSpace(e.value) == "" {
+			continue
+		}
+		if _, err := checkEndpoint(e.value); err != nil {
+			v.add(e.path, "%v", err)
+		}
+	}
+	if t.CAFile != "" {
+		v.caFile("tenant.ca_file", t.CAFile)
+	}
+}
+
+// caFile checks that path is a readable PEM file holding at least one certificate.
+func (v *validator) caFile(path, file string) {
+	data, ok := v.readFile(path, file, "the CA certificate(s) to trust, in PEM form")
+	if !ok {
+		return
+	}
+	certs := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				v.add(path, "%s holds a certificate that does not parse: %v", file, err)
+				return
+			}
+			certs++
+		}
+	}
+	if certs == 0 {
+		v.add(path, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate(s) in PEM form", file)
+	}
+}
+
+func (v *validator) auth() {
+	a := v.c.Auth
+	method := strings.ToLower(strings.TrimSpace(a.Method))
+	switch {
+	case method == "":
+		if m := a.inferredMethods(); len(m) > 1 {
+			v.add("auth.method", "required: credentials for %s are all set; choose one with auth.method", strings.Join(m, " and "))
+		} else {
+			v.add("auth.method", "required: one of %s (certificate is recommended: auth.certificate_file with the app's certificate and key)", strings.Join(Methods, ", "))
+		}
+	case !slices.Contains(Methods, method):
+		v.add("auth.method", "%q is not a method; use one of %s", a.Method, strings.Join(Methods, ", "))
+		method = ""
+	}
+
+	id := strings.TrimSpace(a.ClientID)
+	switch {
+	case id == "" && method != MethodManagedIdentity:
+		v.add("auth.client_id", "required: the application (client) id of the app registration, a GUID (Entra admin center > App registrations > Overview)")
+	case id != "" && !guidRE.MatchString(id):
+		v.add("auth.client_id", "%q is not a GUID; use the application (client) id of the app registration, e.g. 00000000-0000-0000-0000-000000000000", id)
+	}
+	if method == "" {
+		return
+	}
+
+	// Credentials of other methods are a mistake, not harmless extras: which one would be used is a guess.
+	unused := func(path string, set bool) {
+		if set {
+			v.add(path, "is set but auth.method is %s; remove it, or change auth.method", method)
+		}
+	}
+	switch method {
+	case MethodCertificate:
+		if a.CertificateFile == "" {
+			v.add("auth.certificate_file", "required for method certificate: a PEM file (certificate and private key) or a PFX/PKCS#12 file")
+		} else {
+			v.readable("auth.certificate_file", a.CertificateFile, "the app's certificate and private key (PEM or PFX)")
+		}
+		if a.CertificatePasswordFile != "" {
+			v.readable("auth.certificate_password_file", a.CertificatePasswordFile, "the PFX password")
+			if !a.CertificatePassword.IsZero() {
+				v.add("auth.certificate_password_file", "and %s are both set; keep one", envCertPassword)
+			}
+		}
+		unused("auth.client_secret_file", a.ClientSecretFile != "")
+		unused("auth.client_secret", !a.ClientSecret.IsZero())
+		unused("auth.token_file", a.TokenFile != "")
+	case MethodSecret:
+		switch {
+		case a.ClientSecretFile == "" && a.ClientSecret.IsZero():
+			v.add("auth.client_secret_file", "required for method secret: a file holding the client secret (or set %s)", envClientSecret)
+		case a.ClientSecretFile != "" && !a.ClientSecret.IsZero():
+			v.add("auth.client_secret_file", "and %s are both set; keep one", envClientSecret)
+		case a.ClientSecretFile != "":
+			v.readable("auth.client_secret_file", a.ClientSecretFile, "the client secret")
+		}
+		unused("auth.certificate_file", a.CertificateFile != "")
+		unused("auth.token_file", a.TokenFile != "")
+	case MethodWorkloadIdentity:
+		if a.TokenFile == "" {
+			v.add("auth.token_file", "required for method workload-identity: the federated token file (the Azure workload identity webhook sets AZURE_FEDERATED_TOKEN_FILE)")
+		} else {
+			v.readable("auth.token_file", a.TokenFile, "the federated token")
+		}
+		unused("auth.certificate_file", a.CertificateFile != "")
+		unused("auth.client_secret_file", a.ClientSecretFile != "")
+		unused("auth.client_secret", !a.ClientSecret.IsZero())
+	case MethodManagedIdentity:
+		unused("auth.certificate_file", a.CertificateFile != "")
+		unused("auth.client_secret_file", a.ClientSecretFile != "")
+		unused("auth.client_secret", !a.ClientSecret.IsZero())
+		unused("auth.token_file", a.TokenFile != "")
+		if v.c.Tenant.Endpoints.Authority != "" {
+			// ManagedIdentityCredential talks to the host's identity endpoint, never to an authority.
+			v.add("tenant.endpoints.authority", "has no effect with auth.method managed-identity (tokens come from the host's identity endpoint); remove it")
+		}
+	}
+}
+
+// maxFileSize bounds what Validate reads: CA bundles and credentials are a few kilobytes.
+const maxFileSize = 4 << 20
+
+// readable checks that file is a regular, readable, non-empty file. Only regular files: a FIFO or a device
+// (/dev/stdin, /dev/zero) would block or never end. Kubernetes secret mounts are symlinks to regular files,
+// which Stat follows.
+func (v *validator) readable(path, file, what string) {
+	_, _ = v.readFile(path, file, what)
+}
+
+// readFile is readable that also returns the content.
+func (v *validator) readFile(path, file, what string) ([]byte, bool) {
+	st, err := os.Stat(file)
+	switch {
+	case err != nil:
+		v.add(path, "cannot read %s: %v; give the path of the file holding %s", file, unwrapPathErr(err), what)
+		return nil, false
+	case st.IsDir():
+		v.add(path, "%s is a directory; give the path of the file holding %s", file, what)
+		return nil, false
+	case !st.Mode().IsRegular():
+		v.add(path, "%s is not a regular file; give the path of the file holding %s", file, what)
+		return nil, false
+	case st.Size() == 0:
+		v.add(path, "%s is empty; it should hold %s", file, what)
+		return nil, false
+	case st.Size() > maxFileSize:
+		v.add(path, "%s is %d bytes, too large for %s", file, st.Size(), what)
+		return nil, false
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		v.add(path, "cannot read %s: %v; the worker's user needs read access", file, unwrapPathErr(err))
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize))
+	if err != nil {
+		v.add(path, "cannot read %s: %v", file, err)
+		return nil, false
+	}
+	return data, true
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func (v *validator) exo() {
+	e := v.c.EXO
+	if e.MaxConcurrency < 1 || e.MaxConcurrency > 64 {
+		v.add("exo.max_concurrency", "%d is out of range; use 1 to 64 (EXO budgets per tenant; 4 is a good start)", e.MaxConcurrency)
+	}
+	if !(e.RequestsPerSecond >= 0) || math.IsInf(e.RequestsPerSecond, 0) {
+		v.add("exo.requests_per_second", "%v is not a rate; use 0 (unlimited until throttled, then learned) or a positive number", e.RequestsPerSecond)
+	}
+	if e.MaxRetries < 0 || e.MaxRetries > 20 {
+		v.add("exo.max_retries", "%d is out of range; use 0 (never retry) to 20", e.MaxRetries)
+	}
+	if e.PageSize < 1 || e.PageSize > 1000 {
+		v.add("exo.page_size", "%d is out of range; use 1 to 1000 (the admin API's maximum page size)", e.PageSize)
+	}
+}
+
+func (v *validator) store() {
+	if strings.TrimSpace(v.c.Store.Path) == "" {
+		v.add("store.path", "required: the SQLite database file, e.g. ./data/worker.db")
+	}
+}
+
+func (v *validator) server() {
+	s := v.c.Server
+	host, port, err := net.SplitHostPort(s.Listen)
+	if err != nil {
+		v.add("server.listen", "%q is not host:port; e.g. 127.0.0.1:8080 (or :8080 for every interface)", s.Listen)
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.add("server.listen", "port %q is not a port number (0-65535)", port)
+	}
+	if s.TokenFile != "" {
+		v.readable("server.token_file", s.TokenFile, "the webhook bearer token")
+	} else if !isLoopback(host) {
+		v.add("server.token_file", "required when server.listen (%s) is reachable from other machines: the webhook starts runs and must be authenticated; give a file holding a long random token", s.Listen)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func (v *validator) log() {
+	if !slices.Contains(logLevels, v.c.Log.Level) {
+		v.add("log.level", "%q is not a level; use one of %s", v.c.Log.Level, strings.Join(logLevels, ", "))
+	}
+}
+
+var (
+	modes        = []string{ModeReport, ModeDryRun, ModeRemediate}
+	richText     = []string{"Never", "Always", "UseDefaultSettings"}
+	cronStandard = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor) // seconds optional, as internal/daemon parses
+)
+
+func (v *validator) jobs() {
+	names := make([]string, 0, len(v.c.Jobs))
+	for name := range v.c.Jobs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		jc := v.c.Jobs[name]
+		p := "jobs." + name
+		if !jobRE.MatchString(name) {
+			v.add(p, "%q is not a job name; job names are lower case with dashes, e.g. meu-richtext (see `worker jobs`)", name)
+		}
+		if jc.Schedule != "" {
+			if _, err := cronStandard.Parse(jc.Schedule); err != nil {
+				v.add(p+".schedule", "%q is not a cron schedule (%v); use 5 fields (minute hour day month weekday, e.g. \"*/30 * * * *\") or @hourly, @daily, @every 30m", jc.Schedule, err)
+			}
+		}
+		if jc.Mode != "" && !slices.Contains(modes, jc.Mode) {
+			v.add(p+".mode", "%q is not a mode; use one of %s", jc.Mode, strings.Join(modes, ", "))
+		}
+		if jc.Target != "" && !slices.ContainsFunc(richText, func(s string) bool { return strings.EqualFold(s, jc.Target) }) {
+			v.add(p+".target", "%q is not a value of UseMapiRichTextFormat; use one of %s", jc.Target, strings.Join(richText, ", "))
+		}
+		if jc.MaxChanges != nil && *jc.MaxChanges < 0 {
+			v.add(p+".max_changes", "%d is negative; use 0 or more (the most objects one run may change)", *jc.MaxChanges)
+		}
+		if jc.MaxChangePercent != nil && !(*jc.MaxChangePercent >= 0 && *jc.MaxChangePercent <= 100) {
+			v.add(p+".max_change_percent", "%v is not a percentage; use 0 to 100 (the largest share of in-scope objects one run may change)", *jc.MaxChangePercent)
+		}
+	}
+}
+
+func (v *validator) exceptions() {
+	seen := map[string]string{}
+	for i, x := range v.c.Exceptions {
+		p := fmt.Sprintf("exceptions[%d]", i)
+		obj := strings.ToLower(strings.TrimSpace(x.Object))
+		if obj == "" {
+			v.add(p+".object", "required: the object's ExternalDirectoryObjectId or primary SMTP address")
+		} else {
+			key := obj + "|" + strings.ToLower(strings.Join(x.Jobs, ","))
+			if first, dup := seen[key]; dup {
+				v.add(p+".object", "%q is excepted twice for the same jobs (also %s); keep one", x.Object, first)
+			}
+			seen[key] = p
+		}
+		if strings.TrimSpace(x.Owner) == "" {
+			v.add(p+".owner", "required: who asked for the exception (a person or team address), so someone can be asked before it is removed")
+		}
+		if strings.TrimSpace(x.Reason) == "" {
+			v.add(p+".reason", "required: why the object is excepted")
+		}
+		for j, job := range x.Jobs {
+			if !jobRE.MatchString(job) {
+				v.add(fmt.Sprintf("%s.jobs[%d]", p, j), "%q is not a job name; e.g. meu-richtext (see `worker jobs`)", job)
+			}
+		}
+	}
+}
+
+var triggerSources = []string{"alertmanager", "azure-monitor"}
+
+// triggers checks the shape of each alert rule; whether its job exists is checked by `worker serve`, which
+// knows the job library.
+func (v *validator) triggers() {
+	for i, tr := range v.c.Triggers {
+		p := fmt.Sprintf("triggers[%d]", i)
+		if !slices.Contains(triggerSources, tr.Source) {
+			v.add(p+".source", "%q is not a webhook source; use one of %s", tr.Source, strings.Join(triggerSources, ", "))
+		}
+		switch {
+		case strings.TrimSpace(tr.Job) == "":
+			v.add(p+".job", "required: the job the alert runs, e.g. meu-richtext (see `worker jobs`)")
+		case !jobRE.MatchString(tr.Job):
+			v.add(p+".job", "%q is not a job name; e.g. meu-richtext (see `worker jobs`)", tr.Job)
+		}
+		for k := range tr.Match {
+			if strings.TrimSpace(k) == "" {
+				v.add(p+".match", "has an empty key; each key names an alert label or field to compare")
+			}
+		}
+	}
+}
