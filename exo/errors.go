@@ -220,12 +220,13 @@ func parseErrorResponse(status int, h http.Header, body []byte) *Error {
 		if d, ok := parseRetryAfter(h.Get("Retry-After"), time.Now()); ok {
 			e.RetryAfter = d
 		}
-		if e.ExceptionType == "" {
-			e.ExceptionType = h.Get("X-ExceptionType")
-		}
 	}
 	body = maybeGunzip(body)
 	fillFromBody(e, body)
+	if e.ExceptionType == "" && h != nil {
+		// The short type name the service also sends as a header, when the body had none.
+		e.ExceptionType = h.Get("X-ExceptionType")
+	}
 	e.Kind = classify(status, e.ExceptionType, e.Message)
 	if e.Message == "" {
 		e.Message = defaultMessage(e.Kind, status)
