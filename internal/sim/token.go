@@ -302,3 +302,11 @@ func randomID(n int) string {
 	_, _ = rand.Read(b)
 	return b64.EncodeToString(b)
 }
+
+// VerifyToken checks an access token the way the simulated APIs do (see verifyBearer), for tests of other
+// packages that obtain tokens through azidentity and want to know the simulator would accept them.
+func (s *Server) VerifyToken(token, audience string) error {
+	r, _ := http.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return s.verifyBearer(r, audience)
+}
