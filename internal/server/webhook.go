@@ -83,4 +83,3 @@ func (s *Server) webhook(source string, parse func([]byte) ([]alert, error)) htt
 		writeJSON(w, status, resp)
 	}
 }
-
