@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/internal/store"
+	"github.com/exo-worker/worker/jobs"
+)
+
+// ModeRevert is the mode a revert run is recorded with.
+const ModeRevert = "revert"
+
+// RevertReport is what a revert did, or with DryRun would do.
+type RevertReport struct {
+	// Of is the run reverted; RunID the revert run (empty for a dry run, which records nothing).
+	Of, RunID, Job string
+	DryRun         bool
+	Status         store.RunStatus
+	// Summary is the executor's account of the revert writes (planned ones for a dry run).
+	Summary *jobs.Summary
+	// Skipped lists the journal entries of the reverted run that were not put back, and why.
+	Skipped []RevertSkip
+}
+
+// RevertSkip is one journal entry a revert left alone.
+type RevertSkip struct {
+	Entry  store.JournalEntry
+	Reason string
+}
+
+// Revert puts back the old values a run wrote, but only where the object still holds the value the run
+// wrote: a later change by someone else wins. It reads every object first, then applies the old values
+// through the executor like any run — journalled, read back, exceptions and all — recorded as a run of
+// the same job with mode "revert". The entries it restored are marked reverted in the original journal.
+func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) (*RevertReport, error) {
+	orig, err := d.st.GetRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case orig.Status == store.RunRunning:
+		return nil, fmt.Errorf("run %s of %s is still running (owner %s): wait for it to end, or stop its process, then revert", orig.ID, orig.Job, orig.Owner)
+	case orig.Mode == string(jobs.ModeDryRun) || orig.Mode == string(jobs.ModeReport):
+		return nil, fmt.Errorf("run %s of %s was a %s run: it wrote nothing, so there is nothing to revert", orig.ID, orig.Job, orig.Mode)
+	}
+	rep := &RevertReport{Of: orig.ID, Job: orig.Job, DryRun: dryRun}
+	log := d.log.With(zap.String("job", orig.Job), zap.String("reverting", orig.ID))
+
+	var release func()
+	if !dryRun {
+		// The job's lease: a scheduled run of the same job must not write while the revert does.
+		if release, err = d.lease(ctx, orig.Job, false, log); err != nil {
+			return nil, fmt.Errorf("revert of run %s: %v; retry when that run has finished", orig.ID, err)
+		}
+		defer release()
+		d.reconcile(ctx) // pending entries of the run (it crashed?) become known before deciding
+	}
+	entries, err := d.st.Journal(ctx, orig.ID)
+	if err != nil {
+		return nil, err
+	}
+
+	// Which entries are candidates: the ones whose write may have landed.
+	var cand []store.JournalEntry
+	var candChanges []jobs.Change
+	for _, e := range entries {
+		why := ""
+		switch e.State {
+		case store.ChangeStateApplied, store.ChangeStateVerified, store.ChangeStateReconciled:
+		case store.ChangeStatePending:
+			why = "its outcome is unknown (pending): revert without --dry-run reconciles it first"
+		case store.ChangeStateFailed:
+			why = "the write failed, so there is nothing to put back"
+		case store.ChangeStateSkipped:
+			why = "it was not sent"
+		case store.ChangeStateReverted:
+			why = "already reverted"
+		default:
+			why = fmt.Sprintf("unknown journal state %q", e.State)
+		}
+		c, ok := entryChange(e)
+		if why == "" && !ok {
+			why = "the journal holds no old value for it (never read)"
+		}
+		if why != "" {
+			rep.Skipped = append(rep.Skipped, RevertSkip{Entry: e, Reason: why})
+			continue
+		}
+		cand = append(cand, e)
+		candChanges = append(candChanges, c)
+	}
+
+	// Read before writing: put back only what still holds the run's value.
+	obs := d.ex.Observe(ctx, candChanges)
+	var plan jobs.Plan
+	var planned []store.JournalEntry
+	for i, e := range cand {
+		o, c := obs[i], candChanges[i]
+		var why string
+		switch {
+		case o.Err != nil:
+			why = "the object could not be read (" + o.Err.Error() + "); rerun the revert later"
+		case !o.Found:
+			why = "the object no longer exists"
+		case o.Holds(c.To):
+			plan.Changes = append(plan.Changes, jobs.Change{Object: c.Object, Cmdlet: c.Cmdlet, Param: c.Param, From: c.To, To: c.From})
+			planned = append(planned, e)
+			continue
+		case o.Holds(c.From):
+			why = fmt.Sprintf("it already holds the old value %q", c.From)
+		default:
+			why = fmt.Sprintf("changed since the run: it now holds %q, not %q the run wrote; left as is", o.Value, c.To)
+		}
+		rep.Skipped = append(rep.Skipped, RevertSkip{Entry: e, Reason: why})
+	}
+	plan.InScope = len(cand)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	opts := jobs.Options{Mode: jobs.ModeRemediate, JobConfigPath: "jobs." + orig.Job,
+		// The blast radius guarded the run being reverted; putting its own values back is not a new reach.
+		Force: true}
+	run := &jobs.Run{ID: "revert-preview", Job: orig.Job, Started: d.now(), Plan: plan}
+	if dryRun {
+		opts.Mode = jobs.ModeDryRun
+		rep.Summary, err = d.ex.Apply(ctx, run, opts)
+		rep.Status = store.RunSucceeded
+		return rep, err
+	}
+
+	why := "revert of run " + orig.ID
+	if reason != "" {
+		why += ": " + reason
+	}
+	rec, err := d.st.CreateRun(ctx, store.Run{Job: orig.Job, Mode: ModeRevert, Trigger: store.TriggerCLI, Reason: why, Owner: d.owner})
+	if err != nil {
+		return nil, err
+	}
+	rep.RunID = rec.ID
+	log = log.With(zap.String("run", rec.ID))
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopRenew := d.renewWhileRunning(rctx, orig.Job, func(err error) { cancel(err) }, log)
+	defer stopRenew()
+
+	d.journalSkips(rctx, rec.ID, rep.Skipped, log)
+	run.ID = rec.ID
+	sum, err := d.ex.Apply(rctx, run, opts)
+	rep.Summary = sum
+	res := result(rctx, sum, err)
+	rep.Status = res.Status
+	if sum != nil {
+		d.markReverted(rctx, rec.ID, planned, sum, log)
+	}
+	d.finish(rec, res, sum, log)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// journalSkips records in the revert run's journal the entries it left alone, so `worker show` of the
+// revert says what it did not do and why. They were never sent.
+func (d *Daemon) journalSkips(ctx context.Context, runID string, skips []RevertSkip, log *zap.Logger) {
+	if len(skips) == 0 {
+		return
+	}
+	changes := make([]store.Change, len(skips))
+	for i, s := range skips {
+		changes[i] = store.Change{ObjectID: s.Entry.ObjectID, DisplayName: s.Entry.DisplayName, Cmdlet: s.Entry.Cmdlet,
+			Param: s.Entry.Param, Old: s.Entry.New, New: s.Entry.Old}
+	}
+	ids, err := d.st.JournalBegin(ctx, runID, changes)
+	if err == nil {
+		outs := make([]store.Outcome, len(ids))
+		for i, id := range ids {
+			outs[i] = store.Outcome{ID: id, State: store.ChangeStateSkipped, Error: "not reverted: " + skips[i].Reason}
+		}
+		err = d.st.JournalOutcomes(ctx, outs)
+	}
+	if err != nil {
+		log.Warn("skipped revert entries not journalled (the report still lists them)", zap.Error(err))
+	}
+}
+
+// markReverted marks the original entries whose old value is back (verified, or written when the read-back
+// could not tell) as reverted, so a second revert of the same run does nothing.
+func (d *Daemon) markReverted(ctx context.Context, revertID string, planned []store.JournalEntry, sum *jobs.Summary, log *zap.Logger) {
+	var outs []store.Outcome
+	for i, cr := range sum.Changes {
+		if i >= len(planned) {
+			break
+		}
+		if cr.Status == jobs.StatusVerified || cr.Status == jobs.StatusApplied || cr.Status == jobs.StatusUnverified {
+			e := planned[i]
+			if !strings.EqualFold(e.ObjectID, cr.Object.ID) {
+				continue // order mismatch would be a bug; never mark the wrong entry
+			}
+			outs = append(outs, store.Outcome{ID: e.ID, State: store.ChangeStateReverted, RequestID: cr.RequestID,
+				Error: fmt.Sprintf("reverted by run %s (%s)", revertID, cr.Status)})
+		}
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.grace)
+	defer cancel()
+	if err := d.st.JournalOutcomes(wctx, outs); err != nil {
+		log.Warn("reverted entries not marked in the original run's journal", zap.Error(err))
+	}
+}

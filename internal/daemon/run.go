@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/internal/metrics"
+	"github.com/exo-worker/worker/internal/store"
+	"github.com/exo-worker/worker/jobs"
+)
+
+// execute runs one request of a job from lease to record. It never panics: a panic in planning or applying
+// is recovered and the run recorded as failed, with the stack in the log.
+func (d *Daemon) execute(js *jobState, ar *activeRun) {
+	name := js.spec.Job.Name()
+	log := d.log.With(zap.String("job", name), zap.String("run", ar.req.id), zap.String("trigger", string(ar.req.source)))
+	ctx, cancel := context.WithCancelCause(d.runCtx)
+	defer cancel(nil)
+
+	release, err := d.lease(ctx, name, ar.req.source != store.TriggerSchedule, log)
+	if err != nil {
+		if ar.req.source == store.TriggerSchedule {
+			d.m.ObserveSkippedTick(name)
+			log.Info("scheduled run skipped: " + err.Error())
+		} else {
+			log.Warn("triggered run not started: " + err.Error())
+		}
+		return
+	}
+	defer release()
+	// While the run holds the lease, it keeps renewing it; losing it means another process may take the job
+	// over, so the run must stop writing.
+	stopRenew := d.renewWhileRunning(ctx, name, func(err error) { cancel(err) }, log)
+	defer stopRenew()
+
+	spec := js.spec
+	opts := spec.Options
+	opts.Objects = ar.req.objects
+	mode := string(opts.Mode)
+	rec, err := d.st.CreateRun(ctx, store.Run{ID: ar.req.id, Job: name, Mode: mode, Trigger: ar.req.source,
+		Reason: ar.req.reason, Objects: ar.req.objects, Owner: d.owner})
+	if err != nil {
+		log.Error("run not started: the store could not record it", zap.Error(err))
+		return
+	}
+	d.mu.Lock()
+	ar.runID, ar.created = rec.ID, true
+	d.mu.Unlock()
+	log.Info("run started", zap.String("mode", mode), zap.Strings("objects", ar.req.objects), zap.String("reason", ar.req.reason))
+
+	res, sum := d.plannedRun(ctx, spec.Job, rec.ID, opts, log)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && res.Status == store.RunInterrupted {
+		res.Error = cause.Error() + "; " + res.Error
+	}
+	d.finish(rec, res, sum, log)
+}
+
+// plannedRun plans and applies, turning every way it can end (panic included) into a RunResult.
+func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opts jobs.Options, log *zap.Logger) (res store.RunResult, sum *jobs.Summary) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("run panicked; recorded as failed", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			res = store.RunResult{Status: store.RunFailed, Error: fmt.Sprintf("internal error (panic: %v); the stack is in the log; please report it", p)}
+			if sum != nil {
+				res.Counts = counts(sum)
+			}
+		}
+	}()
+	run, err := d.ex.Plan(ctx, job)
+	if err != nil {
+		st := store.RunFailed
+		if ctx.Err() != nil {
+			st = store.RunInterrupted
+		}
+		return store.RunResult{Status: st, Error: err.Error()}, nil
+	}
+	run.ID = runID // the journal is keyed by the store's run id
+	sum, err = d.ex.Apply(ctx, run, opts)
+	if sum != nil {
+		d.recordFindings(ctx, job.Name(), runID, sum, log)
+	}
+	return result(ctx, sum, err), sum
+}
+
+// result decides a run's final status from the executor's summary and error.
+func result(ctx context.Context, sum *jobs.Summary, err error) store.RunResult {
+	var res store.RunResult
+	if sum != nil {
+		res.Counts = counts(sum)
+	}
+	var br *jobs.BlastRadiusError
+	var je *jobs.JournalError
+	switch {
+	case errors.As(err, &br):
+		res.Status, res.Error = store.RunAborted, err.Error()
+	case errors.As(err, &je):
+		res.Status, res.Error = store.RunAborted, err.Error()
+	case err != nil && ctx.Err() != nil:
+		res.Status = store.RunInterrupted
+		res.Error = "interrupted: the daemon was stopping (or lost the job lease); writes already sent finished and were journalled, the rest were not sent. The next run completes the work"
+	case err != nil:
+		res.Status, res.Error = store.RunFailed, err.Error()
+	case sum == nil:
+		res.Status, res.Error = store.RunFailed, "the executor returned no summary"
+	case sum.Aborted:
+		res.Status, res.Error = store.RunAborted, sum.AbortReason
+	case sum.Failed > 0 || sum.Applied > sum.Verified:
+		res.Status = store.RunPartial
+		res.Error = fmt.Sprintf("%d changes failed and %d were written but not verified; `worker show RUN` lists them", sum.Failed, sum.Applied-sum.Verified)
+	default:
+		res.Status = store.RunSucceeded
+	}
+	return res
+}
+
+func counts(s *jobs.Summary) store.Counts {
+	return store.Counts{InScope: s.InScope, Planned: s.Planned, Applied: s.Applied, Failed: s.Failed,
+		Verified: s.Verified, Skipped: s.Skipped}
+}
+
+// finish records the end of a run in the store and the metrics.
+func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *jobs.Summary, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res.FinishedAt = d.now()
+	if err := d.st.FinishRun(ctx, rec.ID, res); err != nil {
+		log.Error("run result not recorded", zap.String("status", string(res.Status)), zap.Error(err))
+	}
+	d.m.ObserveRun(rec.Job, string(res.Status), res.FinishedAt.Sub(rec.StartedAt))
+	if sum != nil {
+		for st, n := range map[string]int{"applied": sum.Applied, "failed": sum.Failed, "verified": sum.Verified, "skipped": sum.Skipped} {
+			d.m.ObserveChanges(rec.Job, st, n)
+		}
+		for _, w := range sum.Warnings {
+			log.Warn(w)
+		}
+	}
+	fields := []zap.Field{zap.String("status", string(res.Status)), zap.Int("in_scope", res.Counts.InScope),
+		zap.Int("planned", res.Counts.Planned), zap.Int("applied", res.Counts.Applied), zap.Int("verified", res.Counts.Verified),
+		zap.Int("failed", res.Counts.Failed), zap.Int("skipped", res.Counts.Skipped)}
+	if res.Error != "" {
+		fields = append(fields, zap.String("error", res.Error))
+	}
+	log.Info("run finished", fields...)
+}
+
+// recordFindings keeps the findings history: new, still open, resolved.
+func (d *Daemon) recordFindings(ctx context.Context, job, runID string, sum *jobs.Summary, log *zap.Logger) {
+	fs := make([]store.Finding, len(sum.Findings))
+	for i, f := range sum.Findings {
+		fs[i] = store.Finding{Rule: f.Rule, ObjectID: f.Object.ID, DisplayName: f.Object.DisplayName,
+			Severity: string(f.Severity), Detail: f.Detail}
+		if f.OnPrem != nil {
+			fs[i].OnPrem = &store.OnPremFix{Attribute: f.OnPrem.Attribute, Value: f.OnPrem.Value, Action: f.OnPrem.Action}
+		}
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	fsum, err := d.st.RecordFindings(wctx, runID, job, fs, d.now())
+	if err != nil {
+		log.Error("findings not recorded", zap.Error(err))
+		return
+	}
+	if fsum != (store.FindingsSummary{}) {
+		log.Info("findings recorded", zap.Int("new", fsum.New), zap.Int("reopened", fsum.Reopened),
+			zap.Int("open", fsum.Open), zap.Int("resolved", fsum.Resolved))
+	}
+	d.refreshFindingMetrics(wctx)
+}
+
+// refreshFindingMetrics sets the open-findings gauge from the store.
+func (d *Daemon) refreshFindingMetrics(ctx context.Context) {
+	if d.m == nil {
+		return
+	}
+	open, err := d.st.OpenFindings(ctx, store.FindingFilter{})
+	if err != nil {
+		d.log.Warn("open findings not read for metrics", zap.Error(err))
+		return
+	}
+	agg := map[[2]string]int{}
+	for _, f := range open {
+		agg[[2]string{f.Rule, f.Severity}]++
+	}
+	counts := make([]metrics.FindingCount, 0, len(agg))
+	for k, n := range agg {
+		counts = append(counts, metrics.FindingCount{Rule: k[0], Severity: k[1], Open: n})
+	}
+	d.m.SetOpenFindings(counts)
+}
+
+// lease takes the job's lease. With wait, it polls until it gets it or the daemon stops (a triggered run
+// queues behind another process's run of the job); without, it fails at once. Once held, any other run of
+// the job still marked running has lost its owner: it is marked interrupted and its pending entries are
+// reconciled before this run plans, so the plan sees the tenant as it is.
+func (d *Daemon) lease(ctx context.Context, job string, wait bool, log *zap.Logger) (release func(), err error) {
+	poll := min(time.Second, d.ttl/3)
+	for {
+		ok, err := d.st.AcquireLease(ctx, leaseName(job), d.owner, d.ttl)
+		if err != nil {
+			return nil, fmt.Errorf("the job lease could not be taken: %w", err)
+		}
+		if ok {
+			break
+		}
+		if !wait {
+			return nil, errors.New("another process holds the job's lease (it is running the job)")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.New("the daemon stopped while waiting for another process to finish the job")
+		case <-time.After(poll):
+		}
+	}
+	release = func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.st.ReleaseLease(rctx, leaseName(job), d.owner); err != nil {
+			log.Warn("job lease not released; it expires by itself", zap.Error(err))
+		}
+	}
+	orphans, err := d.st.MarkInterrupted(ctx, store.InterruptFilter{Job: job, ExceptOwner: d.owner})
+	if err != nil {
+		log.Warn("runs of dead processes not checked", zap.Error(err))
+	}
+	if len(orphans) > 0 {
+		for _, r := range orphans {
+			log.Warn("run of a process that stopped marked interrupted", zap.String("interrupted_run", r.ID), zap.String("owner", r.Owner))
+			d.m.ObserveRun(r.Job, string(store.RunInterrupted), r.FinishedAt.Sub(r.StartedAt))
+		}
+		d.reconcile(ctx)
+	}
+	return release, nil
+}
+
+// renewWhileRunning renews the job lease every third of its TTL; lost is called if it cannot.
+func (d *Daemon) renewWhileRunning(ctx context.Context, job string, lost func(error), log *zap.Logger) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := d.st.RenewLease(rctx, leaseName(job), d.owner, d.ttl)
+			if rctx.Err() != nil {
+				return
+			}
+			if err != nil || !ok {
+				if err == nil {
+					err = errors.New("it expired or was taken")
+				}
+				log.Error("job lease lost: stopping the run so two processes never write at once", zap.Error(err))
+				lost(fmt.Errorf("lost the job lease (%v)", err))
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
