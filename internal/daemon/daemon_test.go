@@ -463,7 +463,7 @@ func TestTwoDaemonsOnOneDatabaseRunEachTickOnce(t *testing.T) {
 // panicJob is a job whose plan panics: the daemon must survive it and record the run as failed.
 type panicJob struct{}
 
-func (panicJob) Name() string                { return "panics" }
+func (panicJob) Name() string               { return "panics" }
 func (panicJob) Describe() jobs.Description { return jobs.Description{Kind: jobs.KindAudit} }
 func (panicJob) Plan(context.Context, *jobs.Tenant) (jobs.Plan, error) {
 	var m map[string]int
