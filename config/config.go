@@ -338,22 +338,20 @@ func (a Auth) inferredMethods() []string {
 // Source is the file the configuration was read from ("" = none).
 func (c *Config) Source() string { return c.source }
 
-// String prints the effective configuration as YAML, secrets redacted, for `worker config show` and logs.
+// String prints the effective configuration as YAML, secrets redacted (they are never fields of the file;
+// a comment says where they came from), for `worker config show` and logs. The output loads back.
 func (c *Config) String() string {
-	type printed struct {
-		Config `yaml:",inline"`
-		Note   []string `yaml:"secrets,omitempty"`
-	}
-	p := printed{Config: *c}
+	var b strings.Builder
 	if !c.Auth.ClientSecret.IsZero() {
-		p.Note = append(p.Note, "auth client secret: set from "+envClientSecret+" (redacted)")
+		b.WriteString("# auth client secret: set from " + envClientSecret + " (redacted)\n")
 	}
 	if !c.Auth.CertificatePassword.IsZero() {
-		p.Note = append(p.Note, "auth certificate password: set from "+envCertPassword+" (redacted)")
+		b.WriteString("# auth certificate password: set from " + envCertPassword + " (redacted)\n")
 	}
-	out, err := yaml.Marshal(p)
+	out, err := yaml.Marshal(c)
 	if err != nil {
 		return fmt.Sprintf("config: %v", err)
 	}
-	return string(out)
+	b.Write(out)
+	return b.String()
 }

@@ -473,8 +473,11 @@ func TestSecretFromEnv(t *testing.T) {
 			t.Errorf("form %d leaks the secret: %s", i, s)
 		}
 	}
-	if !strings.Contains(cfg.String(), "WORKER_AUTH_CLIENT_SECRET (redacted)") {
+	if !strings.Contains(cfg.String(), "# auth client secret: set from WORKER_AUTH_CLIENT_SECRET (redacted)") {
 		t.Errorf("String() does not say where the secret came from:\n%s", cfg.String())
+	}
+	if _, err := parse([]byte(cfg.String()), "printed.yaml", nil); err != nil {
+		t.Errorf("printed config does not load back: %v", err)
 	}
 }
 

@@ -51,6 +51,9 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "auth: no token for %s in tenant %s from %s: %s", who, e.Tenant, e.Authority, e.Description)
 	}
 	if e.Hint != "" {
+		if d := strings.TrimSpace(e.Description); d != "" && !strings.HasSuffix(d, ".") {
+			b.WriteString(".")
+		}
 		b.WriteString(" ")
 		b.WriteString(e.Hint)
 	}
