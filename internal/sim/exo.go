@@ -119,10 +119,7 @@ type invokeOutput struct {
 }
 
 func (s *Server) handleInvokeCommand(w http.ResponseWriter, r *http.Request) {
-	e := entryFrom(r.Context())
-	if e == nil {
-		e = &Entry{}
-	}
+	e := recordFrom(r.Context())
 	tenant := r.PathValue("tenant")
 	if !s.isTenant(tenant) {
 		s.writeOut(w, s.plainOut(http.StatusNotFound, newRequestID(), r.Header,
@@ -142,7 +139,7 @@ func (s *Server) handleInvokeCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := s.invoke(invokeInput{ctx: r.Context(), method: r.Method, url: r.URL, header: r.Header, body: body,
-		host: r.Host, tenant: tenant}, e)
+		host: r.Host, tenant: tenant}, &e.Entry)
 	s.writeOut(w, out, e)
 }
 
@@ -364,18 +361,21 @@ func (s *Server) plainOut(status int, reqID string, req http.Header, msg string)
 
 // writeOut sends a response, unless an injected fault drops the connection (the call already ran) or
 // cuts the body in half.
-func (s *Server) writeOut(w http.ResponseWriter, out invokeOutput, e *Entry) {
+// The log entry is committed first, so it is in the log by the time the client sees the outcome.
+func (s *Server) writeOut(w http.ResponseWriter, out invokeOutput, e *logRecord) {
 	for k, v := range out.header {
 		w.Header()[k] = v
 	}
 	if s.faults.roll(faultReset) {
 		e.Fault = "reset"
+		e.commit(0)
 		dropConnection(w)
 		return
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(out.body)))
 	if len(out.body) >= 2 && s.faults.roll(faultTruncate) {
 		e.Fault = "truncate"
+		e.commit(out.status)
 		w.WriteHeader(out.status)
 		_, _ = w.Write(out.body[:len(out.body)/2])
 		_ = http.NewResponseController(w).Flush()
@@ -383,6 +383,7 @@ func (s *Server) writeOut(w http.ResponseWriter, out invokeOutput, e *Entry) {
 		// (HTTP/1.1) or resets the stream (HTTP/2) without logging; the client sees a short body.
 		panic(http.ErrAbortHandler)
 	}
+	e.commit(out.status)
 	w.WriteHeader(out.status)
 	_, _ = w.Write(out.body)
 }
@@ -420,10 +421,7 @@ type batchRequest struct {
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	e := entryFrom(r.Context())
-	if e == nil {
-		e = &Entry{}
-	}
+	e := recordFrom(r.Context())
 	e.Cmdlet, e.Batch = "$batch", true
 	tenant := r.PathValue("tenant")
 	reqID := newRequestID()

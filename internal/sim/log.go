@@ -31,8 +31,16 @@ type Entry struct {
 	RequestID string
 	// ClientRequestID is the client-request-id the caller sent, if any.
 	ClientRequestID string
-	// Fault names the injected fault, if any: "throttle", "error", "reset", "truncate", "unauthorized".
+	// Fault names the injected fault, if any: "throttle", "error", "reset", "truncate"; "canceled" when the
+	// client gave up during the injected RTT.
 	Fault string
+	// Service is "graph" for Microsoft Graph requests and $batch items (graph.go); empty otherwise.
+	Service string
+	// Query is the raw query string of a Graph request or $batch item ($select, $skiptoken, $deltatoken...).
+	Query string
+	// Header holds the request headers of a Graph request or $batch item (Authorization redacted), so tests
+	// can assert what every page carried (ConsistencyLevel, client-request-id).
+	Header http.Header
 }
 
 // IsWrite reports whether the entry ran a cmdlet that changes the tenant (Set-, New-, Remove-, Add-, ...).
@@ -102,11 +110,29 @@ func (l *RequestLog) Reset() {
 
 type entryKey struct{}
 
-// entryFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
-// cmdlet, identity and fault; nil outside logged().
-func entryFrom(ctx context.Context) *Entry {
-	e, _ := ctx.Value(entryKey{}).(*Entry)
-	return e
+// logRecord is the entry logged() builds for one request; commit appends it to the log exactly once.
+// The EXO handlers commit before they write the body, so a client that has read a response always finds
+// its entry in the log (a large body can reach the client before the handler returns).
+type logRecord struct {
+	Entry
+	once sync.Once
+	log  *RequestLog
+}
+
+func (lr *logRecord) commit(status int) {
+	lr.once.Do(func() {
+		lr.Status = status
+		lr.log.add(lr.Entry)
+	})
+}
+
+// recordFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
+// cmdlet, identity and fault; a detached record outside logged().
+func recordFrom(ctx context.Context) *logRecord {
+	if lr, ok := ctx.Value(entryKey{}).(*logRecord); ok {
+		return lr
+	}
+	return &logRecord{log: &RequestLog{}}
 }
 
 // statusRecorder remembers the status a handler wrote; Unwrap lets http.ResponseController reach the
@@ -133,21 +159,21 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logged wraps the whole mux: it applies the injected RTT and records one entry per request (also when a
-// fault drops the connection: the entry is written by a deferred call that runs during the abort).
+// fault drops the connection: the deferred commit runs during the abort).
 func (s *Server) logged(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e := &Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path, ClientRequestID: r.Header.Get("client-request-id")}
+		lr := &logRecord{log: s.Log, Entry: Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path,
+			ClientRequestID: r.Header.Get("client-request-id")}}
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			switch {
-			case e.Fault == "reset":
-				e.Status = 0
+			case lr.Fault == "reset":
+				lr.commit(0)
 			case rec.status != 0:
-				e.Status = rec.status
+				lr.commit(rec.status)
 			default:
-				e.Status = http.StatusOK
+				lr.commit(http.StatusOK)
 			}
-			s.Log.add(*e)
 		}()
 		if rtt := s.faults.get().RTT; rtt > 0 {
 			t := time.NewTimer(rtt)
@@ -155,10 +181,10 @@ func (s *Server) logged(h http.Handler) http.Handler {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
-				e.Fault = "canceled"
+				lr.Fault = "canceled"
 				return
 			}
 		}
-		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
+		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), entryKey{}, lr)))
 	})
 }

@@ -147,9 +147,35 @@ type opathCmp struct {
 	t      time.Time
 }
 
-func (e *opathAnd) String() string { return "(" + e.l.String() + " -and " + e.r.String() + ")" }
-func (e *opathOr) String() string  { return "(" + e.l.String() + " -or " + e.r.String() + ")" }
-func (e *opathNot) String() string { return "-not(" + e.x.String() + ")" }
+// String prints the filter back with only the parentheses the tree needs, so a printed filter nests no
+// deeper than the one parsed (-and binds tighter than -or; both associate to the left).
+func (e *opathAnd) String() string {
+	l, r := e.l.String(), e.r.String()
+	if _, ok := e.l.(*opathOr); ok {
+		l = "(" + l + ")"
+	}
+	switch e.r.(type) {
+	case *opathAnd, *opathOr:
+		r = "(" + r + ")"
+	}
+	return l + " -and " + r
+}
+
+func (e *opathOr) String() string {
+	r := e.r.String()
+	if _, ok := e.r.(*opathOr); ok {
+		r = "(" + r + ")"
+	}
+	return e.l.String() + " -or " + r
+}
+
+func (e *opathNot) String() string {
+	switch e.x.(type) {
+	case *opathAnd, *opathOr:
+		return "-not(" + e.x.String() + ")"
+	}
+	return "-not " + e.x.String()
+}
 func (e *opathCmp) String() string {
 	v := "'" + strings.ReplaceAll(e.val.text, "'", "''") + "'"
 	if e.val.kind == tVar {

@@ -1,0 +1,200 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestThrottleBudgetAnswers429WithRetryAfter(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{ThrottleBudget: 2, ThrottleBurst: 3}})
+	c := newCaller(t, s)
+	var ok, throttled int
+	for range 8 {
+		r := c.invoke("Get-AcceptedDomain", nil)
+		switch r.status {
+		case 200:
+			ok++
+		case 429:
+			throttled++
+			ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+			if err != nil || ra < 1 {
+				t.Errorf("Retry-After = %q, want an integer >= 1", r.header.Get("Retry-After"))
+			}
+			if r.errorCode() != "TooManyRequests" || !strings.Contains(r.errorMessage(), "Retry after") {
+				t.Errorf("429 body = %s", r.raw)
+			}
+		default:
+			t.Fatalf("unexpected status %d: %s", r.status, r.raw)
+		}
+	}
+	// The burst is 3; eight quick calls can refill at most a token or two.
+	if ok < 3 || ok > 5 || throttled != 8-ok {
+		t.Errorf("ok=%d throttled=%d, want 3..5 accepted and the rest throttled", ok, throttled)
+	}
+	if got := s.FaultStats().Throttled; got != int64(throttled) {
+		t.Errorf("FaultStats().Throttled = %d, want %d", got, throttled)
+	}
+	if n := s.Log.Count(func(e Entry) bool {
+		return e.Status == 429 && e.Fault == "throttle" && e.Cmdlet == "Get-AcceptedDomain"
+	}); n != throttled {
+		t.Errorf("log has %d throttled entries, want %d", n, throttled)
+	}
+	// After waiting the budget refills.
+	time.Sleep(1100 * time.Millisecond)
+	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	if lim := c.invoke("Get-AcceptedDomain", nil).header.Get("Rate-Limit-Limit"); lim != "3" {
+		t.Errorf("Rate-Limit-Limit = %q, want the burst 3", lim)
+	}
+}
+
+func TestThrottleInsideBatchCountsEverySubRequest(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{ThrottleBudget: 1, ThrottleBurst: 4}})
+	c := newCaller(t, s)
+	var reqs []subReq
+	for i := range 8 {
+		reqs = append(reqs, c.sub(strconv.Itoa(i), "Get-AcceptedDomain", nil))
+	}
+	subs := batchResponses(t, c.batch(reqs).mustStatus(t, 200))
+	var ok, throttled int
+	for _, sr := range subs {
+		switch sr.Status {
+		case 200:
+			ok++
+		case 429:
+			throttled++
+			if ra, err := strconv.Atoi(sr.Headers["Retry-After"]); err != nil || ra < 1 {
+				t.Errorf("sub-response Retry-After = %q", sr.Headers["Retry-After"])
+			}
+		}
+	}
+	if ok != 4 || throttled != 4 {
+		t.Errorf("ok=%d throttled=%d, want 4 and 4 (the envelope itself costs nothing)", ok, throttled)
+	}
+}
+
+func TestErrorRateAnswersTransient5xxWithoutSideEffects(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{ErrorRate: 1, Seed: 7}})
+	c := newCaller(t, s)
+	target := s.Tenant().InScopeMEUs()[0]
+	before := target.UseMapiRichTextFormat
+	names := []string{"DCOverloadedException", "SuitabilityDirectoryException", "ServerInMMException",
+		"ADServerSettingsChangedException", "StorageTransientException"}
+	for range 10 {
+		r := c.invoke("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Always"})
+		if r.status != 500 && r.status != 503 {
+			t.Fatalf("status %d, want 500 or 503", r.status)
+		}
+		found := false
+		for _, n := range names {
+			found = found || strings.Contains(r.detail(), n)
+		}
+		if !found {
+			t.Errorf("detail %q names no transient exception", r.detail())
+		}
+	}
+	if o, _ := s.Tenant().Object(target.ID); o.UseMapiRichTextFormat != before {
+		t.Error("an injected 5xx changed the object")
+	}
+	if s.FaultStats().Errors != 10 {
+		t.Errorf("Errors = %d, want 10", s.FaultStats().Errors)
+	}
+	s.SetFaults(Faults{})
+	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+}
+
+func rawPost(t *testing.T, c *exoCaller, body []byte) (*http.Response, []byte, error) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", c.base+"/InvokeCommand", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res, b, err
+}
+
+func TestResetDropsTheConnectionAfterTheWrite(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{ResetRate: 1}})
+	c := newCaller(t, s)
+	var target Object
+	for _, o := range s.Tenant().InScopeMEUs() {
+		if o.UseMapiRichTextFormat != RichTextNever {
+			target = o
+			break
+		}
+	}
+	_, _, err := rawPost(t, c, cmdletBody("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Never"}))
+	if err == nil {
+		t.Fatal("request succeeded; want a dropped connection")
+	}
+	if o, _ := s.Tenant().Object(target.ID); o.UseMapiRichTextFormat != RichTextNever {
+		t.Error("the write did not happen before the reset (the outcome must be unknown to the client, not absent)")
+	}
+	if n := s.Log.Count(func(e Entry) bool { return e.Fault == "reset" && e.Status == 0 && e.Cmdlet == "Set-MailUser" }); n != 1 {
+		t.Errorf("reset entries = %d, want 1", n)
+	}
+	if s.FaultStats().Resets != 1 {
+		t.Errorf("Resets = %d", s.FaultStats().Resets)
+	}
+}
+
+func TestTruncateSendsHalfABody(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{TruncateRate: 1}})
+	c := newCaller(t, s)
+	res, body, err := rawPost(t, c, cmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
+	// The status line and headers arrive (200, full Content-Length); the body stops half way.
+	if res == nil || res.StatusCode != 200 {
+		t.Fatalf("response %v, err %v: want status 200 with a cut body", res, err)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading the body: %v, want unexpected EOF", err)
+	}
+	if json.Valid(body) || int64(len(body)) >= res.ContentLength {
+		t.Errorf("got %d of %d bytes, valid JSON %v: want half a body", len(body), res.ContentLength, json.Valid(body))
+	}
+	if n := s.Log.Count(func(e Entry) bool { return e.Fault == "truncate" && e.Status == 200 }); n != 1 {
+		t.Errorf("truncate entries = %d, want 1", n)
+	}
+}
+
+func TestRTTDelaysEveryRequest(t *testing.T) {
+	s := newSim(t, Options{Faults: Faults{RTT: 150 * time.Millisecond}})
+	c := newCaller(t, s)
+	c.invoke("Get-AcceptedDomain", nil) // warm the connection (TLS handshake)
+	start := time.Now()
+	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Errorf("call took %s, want >= 150ms", el)
+	}
+	s.SetFaults(Faults{})
+	start = time.Now()
+	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	if el := time.Since(start); el > 140*time.Millisecond {
+		t.Errorf("call took %s after RTT was removed", el)
+	}
+}
+
+func TestRateLimitHeadersWithoutThrottling(t *testing.T) {
+	s := newSim(t, Options{})
+	c := newCaller(t, s)
+	a := c.invoke("Get-AcceptedDomain", nil)
+	b := c.invoke("Get-AcceptedDomain", nil)
+	ra, _ := strconv.Atoi(a.header.Get("Rate-Limit-Remaining"))
+	rb, _ := strconv.Atoi(b.header.Get("Rate-Limit-Remaining"))
+	if a.header.Get("Rate-Limit-Limit") != "30000" || rb >= ra {
+		t.Errorf("limit %q, remaining %d then %d: want 30000 and a count-down", a.header.Get("Rate-Limit-Limit"), ra, rb)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", a.header.Get("Rate-Limit-Reset")); err != nil {
+		t.Errorf("Rate-Limit-Reset = %q: %v", a.header.Get("Rate-Limit-Reset"), err)
+	}
+}
