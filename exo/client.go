@@ -217,6 +217,10 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
+// CloseIdleConnections closes the keep-alive connections of the HTTP client, e.g. before shutting down an
+// in-process simulator, whose Close waits for open connections.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
 // Stats returns the counters so far.
 func (c *Client) Stats() Stats {
 	return Stats{

@@ -42,6 +42,13 @@ func (h *headerLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.next.RoundTrip(r)
 }
 
+// CloseIdleConnections passes through, so that http.Client.CloseIdleConnections reaches the transport.
+func (h *headerLog) CloseIdleConnections() {
+	if c, ok := h.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (h *headerLog) all() []recorded {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -75,6 +82,8 @@ func start(t *testing.T, so sim.Options, edit func(*exo.Options)) *env {
 	hc := srv.HTTPClient()
 	hl := &headerLog{next: hc.Transport}
 	hc.Transport = hl
+	// Runs before srv.Close (cleanups are LIFO): open keep-alive connections would make Close wait.
+	t.Cleanup(hc.CloseIdleConnections)
 	o := exo.Options{
 		BaseURL:        srv.URL,
 		Tenant:         srv.Creds.TenantID,
@@ -247,7 +256,8 @@ func TestAllMailUsersIncludeGuestsAndCloud(t *testing.T) {
 }
 
 func TestGetMailUserAndTypedErrors(t *testing.T) {
-	for _, enc := range []string{sim.DetailPipe, sim.DetailJSON} {
+	// "auto" answers in JSON because the client sends X-ResponseFormat: json.
+	for _, enc := range []string{sim.DetailPipe, sim.DetailJSON, sim.DetailAuto} {
 		t.Run(enc, func(t *testing.T) {
 			e := start(t, sim.Options{Scenario: scenario(3), DetailEncoding: enc}, nil)
 			ctx := ctxT(t)
@@ -545,6 +555,36 @@ func TestPagingWaitsForRateLimitReset(t *testing.T) {
 	st := e.client.Stats()
 	if el := time.Since(t0); st.Throttled > 1 || el < 900*time.Millisecond {
 		t.Errorf("3 pages at 2/s with a burst of 1: %d throttled (want at most 1) in %v (want about 1 s)", st.Throttled, el)
+	}
+}
+
+// TestConcurrentInvokeThrottled: lone InvokeCommand calls that run into the budget are answered 429 as a
+// whole; the client waits Retry-After, slows down and every call succeeds.
+func TestConcurrentInvokeThrottled(t *testing.T) {
+	e := start(t, sim.Options{Scenario: scenario(16), Faults: sim.Faults{ThrottleBudget: 10}}, nil)
+	ctx := ctxT(t)
+	meus := e.srv.Tenant().InScopeMEUs()
+	var wg sync.WaitGroup
+	errs := make([]error, len(meus))
+	for i, o := range meus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.client.GetMailUser(ctx, o.ID, "Alias")
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	st, fs := e.client.Stats(), e.srv.FaultStats()
+	if st.Throttled == 0 || st.Throttled != fs.Throttled || st.Retries < st.Throttled {
+		t.Errorf("client %+v, server %+v: want some 429s, all counted and retried", st, fs)
+	}
+	if st.Rate <= 0 || st.Rate > 10 {
+		t.Errorf("rate %.1f after 429s at a budget of 10/s", st.Rate)
 	}
 }
 
