@@ -77,6 +77,10 @@ func (s *Server) handleCreateRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, res)
 }
 
+func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string][]JobInfo{"jobs": sortedJobs(s.runner.Jobs())})
+}
+
 // knownJob answers 404 with the job list when job is not configured.
 func (s *Server) knownJob(w http.ResponseWriter, job string) bool {
 	names := jobNames(s.runner.Jobs())

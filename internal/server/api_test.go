@@ -272,3 +272,15 @@ func TestStoreFailureIs503(t *testing.T) {
 func equalTrigger(a, b Trigger) bool {
 	return a.Job == b.Job && slices.Equal(a.Objects, b.Objects) && a.Reason == b.Reason && a.Source == b.Source
 }
+
+func TestListJobs(t *testing.T) {
+	h := newHarness(t, nil)
+	got := decode[map[string][]JobInfo](t, h.do(t, request{method: "GET", path: "/api/v1/jobs"}, bearer(testToken)))
+	var names []string
+	for _, j := range got["jobs"] {
+		names = append(names, j.Name)
+	}
+	if !slices.Equal(names, []string{"address-audit", "meu-richtext"}) || got["jobs"][1].Schedule != "*/30 * * * *" {
+		t.Fatalf("jobs %+v, want both jobs sorted with schedules", got)
+	}
+}

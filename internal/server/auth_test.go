@@ -18,6 +18,7 @@ var protected = []struct {
 	page bool // the status page challenges with Basic only
 }{
 	{"create run", request{method: "POST", path: "/api/v1/runs", body: `{"job":"meu-richtext"}`}, false},
+	{"list jobs", request{method: "GET", path: "/api/v1/jobs"}, false},
 	{"list runs", request{method: "GET", path: "/api/v1/runs"}, false},
 	{"get run", request{method: "GET", path: "/api/v1/runs/01HZZZ0001"}, false},
 	{"findings", request{method: "GET", path: "/api/v1/findings"}, false},

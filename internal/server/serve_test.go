@@ -186,3 +186,37 @@ func TestRealStoreSatisfiesRunReader(t *testing.T) {
 		t.Fatalf("readyz with a closed store: %d %s", resp.StatusCode, body)
 	}
 }
+
+// wildcardListener is a loopback listener that reports the unspecified
+// address, to see the warning a 0.0.0.0 bind gets without leaving 127.0.0.1.
+type wildcardListener struct{ net.Listener }
+
+func (wildcardListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero, Port: 8080} }
+
+func TestNonLoopbackBindWarns(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wildcard bool
+		want     int
+	}{{"loopback", false, 0}, {"wildcard", true, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var l net.Listener = ln
+			if tc.wildcard {
+				l = wildcardListener{ln}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // serve and stop at once: only the start-up log matters
+			if err := h.srv.ServeListener(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+			if n := h.logs.FilterMessageSnippet("non-loopback").Len(); n != tc.want {
+				t.Fatalf("%d non-loopback warnings, want %d", n, tc.want)
+			}
+		})
+	}
+}

@@ -1,16 +1,3 @@
-// Package server is the worker's HTTP side: health and readiness probes,
-// Prometheus metrics, the run API, alert webhooks (Alertmanager, Azure
-// Monitor) that trigger targeted reruns, and a plain HTML status page.
-//
-// The server does not run jobs or read SQL. It talks to the daemon through
-// three small interfaces declared here — Runner (start runs, list jobs),
-// RunReader (runs and findings; *store.SQLite satisfies it) and Readiness —
-// so it is tested with small in-test implementations and wired to the real
-// scheduler and store by `worker serve`.
-//
-// Findings and runs name people and addresses, so everything except
-// /healthz, /readyz and /metrics requires the server token, compared in
-// constant time. Without a token those endpoints stay closed.
 package server
 
 import (
@@ -156,6 +143,7 @@ func (s *Server) routes() http.Handler {
 	if s.metrics != nil {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
+	mux.Handle("GET /api/v1/jobs", api(s.handleJobs))
 	mux.Handle("POST /api/v1/runs", api(s.handleCreateRun))
 	mux.Handle("GET /api/v1/runs", api(s.handleListRuns))
 	mux.Handle("GET /api/v1/runs/{id}", api(s.handleGetRun))
