@@ -161,8 +161,8 @@ func TestHTMLReportInChromium(t *testing.T) {
 	// The counts the page shows are the findings' counts.
 	type counted struct {
 		Total, Shown, Rows int
-		Sev              map[string]int
-		Rule, Bar        map[string]int
+		Sev                map[string]int
+		Rule, Bar          map[string]int
 	}
 	shown := eval[counted](t, b, `(() => {
 		const num = s => Number(document.querySelector(s).textContent.trim());
