@@ -41,6 +41,9 @@ type Scenario struct {
 
 	// BaseTime anchors generated WhenCreated values; zero means 2023-03-01T10:11:12Z.
 	BaseTime time.Time
+
+	// Defects, when set, adds the seeded audit defects and traps (defects.go) on top of the sizes above.
+	Defects *DefectMix
 }
 
 // DefaultScenario is the small tenant `worker run --sim` and most tests use.
@@ -134,6 +137,9 @@ func NewTenant(sc Scenario) *Tenant {
 	}
 	for i := range sc.Groups {
 		g.add(g.group(i))
+	}
+	if sc.Defects != nil {
+		g.seedDefects(*sc.Defects)
 	}
 	return t
 }
