@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/config"
+	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/internal/auth"
+	"github.com/exo-worker/worker/internal/daemon"
+	"github.com/exo-worker/worker/internal/metrics"
+	"github.com/exo-worker/worker/internal/server"
+	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/internal/store"
+	"github.com/exo-worker/worker/jobs"
+)
+
+type serveFlags struct {
+	sim        bool
+	simDir     string
+	schedules  []string
+	runAtStart bool
+	grace      time.Duration
+	leaseTTL   time.Duration
+	listen     string
+	chunkSize  int
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run as a daemon: jobs on their schedules, alert-triggered reruns, HTTP API, status page and metrics",
+		Long: `Run the worker as a daemon. Every job with jobs.<job>.schedule (cron: 5 fields, or 6 with seconds first,
+an optional CRON_TZ= prefix, or @hourly / @every 30m) runs on it; the HTTP server (server.listen, loopback by
+default) answers /healthz, /readyz and /metrics, and, with the token in server.token_file, the run API, the
+alert webhooks (triggers: in the config) and a status page at /.
+
+Every write is journalled before it is sent. Several daemons may share one database (store.path): a job runs
+once per schedule tick, never twice at once. On SIGTERM or SIGINT the daemon stops scheduling, lets writes in
+flight finish (at most --grace), records unfinished runs as interrupted and exits 0. After a crash the next
+start marks the dead process's runs interrupted and reconciles their pending writes by reading the objects.
+
+With --sim a simulated tenant starts in-process; its configuration, CA and a generated server token are
+written to the simulator's directory (the paths are printed, never the token).`,
+		Example: `  worker serve --config /etc/exo-worker/worker.yaml
+  worker serve --sim --schedule 'meu-richtext=*/30 * * * * *' --run-at-start --listen 127.0.0.1:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd, g, f) },
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.sim, "sim", false, "start a simulated tenant in-process and serve against it")
+	fl.StringVar(&f.simDir, "sim-dir", "", "with --sim: directory for the simulator's CA, credentials, configuration, token and database (default: a temporary directory, removed at exit)")
+	fl.StringArrayVar(&f.schedules, "schedule", nil, "JOB=SPEC: run JOB on this cron schedule, overriding jobs.JOB.schedule (repeatable; an empty SPEC unschedules)")
+	fl.BoolVar(&f.runAtStart, "run-at-start", false, "run every scheduled job once at start instead of waiting for its first tick")
+	fl.DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM/SIGINT, how long writes in flight may take before runs are recorded as interrupted")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "how long a job lease outlives a crashed daemon before another daemon takes the job over")
+	fl.StringVar(&f.listen, "listen", "", "HTTP listen address, overriding server.listen (port 0 picks a free port; the address is printed)")
+	fl.IntVar(&f.chunkSize, "chunk-size", 100, "changes journalled and sent together before the circuit breaker looks again")
+	return cmd
+}
+
+func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
+	ctx, stopSignals := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	out := cmd.OutOrStdout()
+
+	path := configPath(g.configFile)
+	if f.sim {
+		if path != "" {
+			return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+		}
+		dir := f.simDir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "exo-worker-serve-")
+			if err != nil {
+				return withCode(jobs.ExitUsage, err)
+			}
+			defer func() { _ = os.RemoveAll(d) }()
+			dir = d
+		}
+		srv, err := sim.Start(sim.Options{Dir: dir})
+		if err != nil {
+			return withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
+		}
+		defer func() { _ = srv.Close() }()
+		if path, err = writeServeSimConfig(srv); err != nil {
+			return withCode(jobs.ExitUsage, err)
+		}
+		fmt.Fprintf(out, "simulated tenant at %s\nconfiguration: %s\nserver token file: %s\n", srv.URL, path, filepath.Join(srv.Dir, "server-token"))
+		g.log.Info("simulated tenant started", zap.String("url", srv.URL), zap.String("config", path))
+	} else if f.simDir != "" {
+		return withCode(jobs.ExitUsage, errors.New("--sim-dir needs --sim"))
+	}
+	if path == "" {
+		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	if err := applyScheduleFlags(cfg, reg, f.schedules); err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	if f.listen != "" {
+		cfg.Server.Listen = f.listen
+	}
+	specs, err := jobSpecs(cfg, reg)
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+
+	st, err := store.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	defer func() { _ = st.Close() }()
+	m := metrics.New(metrics.Options{})
+	client, cred, scope, err := newObservedEXOClient(cfg, g.log, m)
+	if err != nil {
+		return err
+	}
+	ex := &jobs.Executor{Client: client, Log: g.log.Named("executor"), ChunkSize: f.chunkSize,
+		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
+		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart})
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+
+	var token []byte
+	if cfg.Server.TokenFile != "" {
+		if token, err = server.ReadTokenFile(cfg.Server.TokenFile); err != nil {
+			return withCode(jobs.ExitUsage, err)
+		}
+	}
+	httpSrv, err := server.New(server.Options{
+		Listen:   cfg.Server.Listen,
+		Token:    token,
+		Triggers: configTriggers(cfg),
+		Logger:   g.log,
+		Runner:   d,
+		Runs:     st,
+		Ready: server.Checks{
+			"store": st.Ping,
+			"exo-token": func(ctx context.Context) error {
+				_, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+				return err
+			},
+		},
+		Metrics:       m,
+		ShutdownGrace: 2 * time.Second,
+	})
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
+	if err != nil {
+		return withCode(jobs.ExitUsage, fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err))
+	}
+	if err := d.Start(ctx); err != nil {
+		_ = ln.Close()
+		return withCode(jobs.ExitFailed, err)
+	}
+	srvCtx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- httpSrv.ServeListener(srvCtx, ln) }()
+	fmt.Fprintf(out, "serving http://%s (status page, API, /metrics); owner %s\n", ln.Addr(), d.Owner())
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		g.log.Info("signal received: stopping", zap.Duration("grace", f.grace))
+	case err := <-srvErr:
+		failed = err
+		g.log.Error("http server stopped; stopping the daemon", zap.Error(err))
+	}
+	stopSignals() // a second Ctrl-C kills at once
+	d.Stop()
+	stopServer()
+	if failed == nil {
+		if err := <-srvErr; err != nil {
+			g.log.Warn("http server shutdown", zap.Error(err))
+		}
+		return nil
+	}
+	return withCode(jobs.ExitFailed, failed)
+}
+
+// writeServeSimConfig writes the simulator's worker configuration plus a server token and a sample alert
+// trigger, so the whole daemon (API, webhooks, status page) works against the simulator out of the box.
+func writeServeSimConfig(s *sim.Server) (string, error) {
+	tokenFile := filepath.Join(s.Dir, "server-token")
+	if _, err := os.Stat(tokenFile); errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		if err := os.WriteFile(tokenFile, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write server token: %w", err)
+		}
+	}
+	yaml := simConfigYAML(s) + fmt.Sprintf(`server:
+  token_file: %s
+triggers:
+  # An Alertmanager alert named MEURichTextDrift reruns meu-richtext on the object ids in its object_ids label
+  # (comma-separated); without the label, on the job's whole scope.
+  - source: alertmanager
+    match: {alertname: MEURichTextDrift}
+    job: meu-richtext
+    object_label: object_ids
+`, tokenFile)
+	path := filepath.Join(s.Dir, "worker.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return "", fmt.Errorf("write simulator config: %w", err)
+	}
+	return path, nil
+}
+
+// applyScheduleFlags applies --schedule JOB=SPEC overrides.
+func applyScheduleFlags(cfg *config.Config, reg *jobs.Registry, flags []string) error {
+	for _, fl := range flags {
+		name, spec, ok := strings.Cut(fl, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return fmt.Errorf("--schedule %q: write JOB=SPEC, e.g. --schedule 'meu-richtext=*/30 * * * *'", fl)
+		}
+		if _, err := reg.Get(name); err != nil {
+			return fmt.Errorf("--schedule %q: %w", fl, err)
+		}
+		if spec = strings.TrimSpace(spec); spec != "" {
+			if _, err := daemon.ParseSchedule(name, spec); err != nil {
+				return fmt.Errorf("--schedule: %w", err)
+			}
+		}
+		if cfg.Jobs == nil {
+			cfg.Jobs = map[string]config.JobConfig{}
+		}
+		jc := cfg.Jobs[name]
+		jc.Schedule = spec
+		cfg.Jobs[name] = jc
+	}
+	return nil
+}
+
+// jobSpecs is every job of the library with its schedule and safety settings from the configuration.
+func jobSpecs(cfg *config.Config, reg *jobs.Registry) ([]daemon.JobSpec, error) {
+	var specs []daemon.JobSpec
+	for _, j := range reg.All() {
+		opts, err := jobOptions(cfg, j)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, daemon.JobSpec{Job: j, Schedule: cfg.Jobs[j.Name()].Schedule, Options: opts})
+	}
+	for name := range cfg.Jobs {
+		if _, err := reg.Get(name); err != nil {
+			return nil, fmt.Errorf("jobs.%s: %w", name, err)
+		}
+	}
+	return specs, nil
+}
+
+// jobOptions are a job's mode and blast radius from jobs.<job>. A job with no mode configured runs in its
+// safe default: remediation jobs remediate (as `worker run` does), audits report.
+func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
+	name := j.Name()
+	jc := cfg.Jobs[name]
+	mode := jobs.ModeRemediate
+	if j.Describe().Kind == jobs.KindAudit {
+		mode = jobs.ModeReport
+	}
+	if jc.Mode != "" {
+		m, err := jobs.ParseMode(jc.Mode)
+		if err != nil {
+			return jobs.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
+		}
+		mode = m
+	}
+	opts := jobs.Options{Mode: mode, JobConfigPath: "jobs." + name}
+	if jc.MaxChanges != nil {
+		opts.MaxChanges = *jc.MaxChanges
+	}
+	if jc.MaxChangePercent != nil {
+		opts.MaxChangePercent = *jc.MaxChangePercent
+	}
+	return opts, nil
+}
+
+// configExceptions converts the exceptions: section for the executor.
+func configExceptions(cfg *config.Config) []jobs.Exception {
+	out := make([]jobs.Exception, len(cfg.Exceptions))
+	for i, x := range cfg.Exceptions {
+		out[i] = jobs.Exception{Object: x.Object, Jobs: x.Jobs, Owner: x.Owner, Reason: x.Reason,
+			Expires: x.Expires.Time, ConfigPath: fmt.Sprintf("exceptions[%d]", i)}
+	}
+	return out
+}
+
+// configTriggers converts the triggers: section for the HTTP server.
+func configTriggers(cfg *config.Config) []server.TriggerRule {
+	out := make([]server.TriggerRule, len(cfg.Triggers))
+	for i, t := range cfg.Triggers {
+		out[i] = server.TriggerRule{Source: t.Source, Match: t.Match, Job: t.Job, ObjectLabel: t.ObjectLabel}
+	}
+	return out
+}
+
+// newObservedEXOClient is newEXOClient with every HTTP request counted in the metrics (by service and
+// status), and the credential and scope returned for the readiness check.
+func newObservedEXOClient(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*exo.Client, azcore.TokenCredential, string, error) {
+	ep, err := cfg.Tenant.Resolve()
+	if err != nil {
+		return nil, nil, "", withCode(jobs.ExitUsage, err)
+	}
+	hc, err := auth.HTTPClient(cfg)
+	if err != nil {
+		return nil, nil, "", withCode(jobs.ExitUsage, err)
+	}
+	hc = observed(hc, ep, m)
+	cred, err := auth.NewCredential(cfg, hc, log)
+	if err != nil {
+		return nil, nil, "", withCode(jobs.ExitUsage, err)
+	}
+	c, err := exo.New(exo.Options{
+		BaseURL:           ep.ExchangeURL,
+		Tenant:            cfg.Tenant.ID,
+		Credential:        cred,
+		Scope:             ep.ExchangeScope,
+		HTTPClient:        hc,
+		MaxConcurrency:    cfg.EXO.MaxConcurrency,
+		RequestsPerSecond: cfg.EXO.RequestsPerSecond,
+		MaxRetries:        cfg.EXO.MaxRetries,
+		PageSize:          cfg.EXO.PageSize,
+		Logger:            log.Named("exo"),
+	})
+	if err != nil {
+		return nil, nil, "", withCode(jobs.ExitUsage, err)
+	}
+	return c, cred, ep.ExchangeScope, nil
+}
+
+// observed wraps hc's transport so that each request is counted by service: exo for the admin API, graph,
+// token for everything else (the authority). Only the service and status become labels.
+func observed(hc *http.Client, ep config.Endpoints, m *metrics.Metrics) *http.Client {
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	c := *hc
+	c.Transport = observingTransport{next: rt, m: m, exoHost: hostOf(ep.ExchangeURL), graphHost: hostOf(ep.GraphURL)}
+	return &c
+}
+
+type observingTransport struct {
+	next               http.RoundTripper
+	m                  *metrics.Metrics
+	exoHost, graphHost string
+}
+
+func (t observingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	service := metrics.ServiceToken
+	switch {
+	case strings.Contains(r.URL.Path, "/adminapi/") && strings.EqualFold(r.URL.Host, t.exoHost):
+		service = metrics.ServiceEXO
+	case strings.EqualFold(r.URL.Host, t.graphHost) && !strings.Contains(r.URL.Path, "/oauth2/"):
+		service = metrics.ServiceGraph
+	}
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	t.m.ObserveAPI(service, status, time.Since(start))
+	return resp, err
+}
+
+func hostOf(u string) string {
+	u = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	host, _, _ := strings.Cut(u, "/")
+	return host
+}
