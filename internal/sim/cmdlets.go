@@ -598,9 +598,12 @@ func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *c
 	if o.IsDirSynced && edit.syncedTouched != "" {
 		return nil, dirSyncErr("Set-MailUser", edit.syncedTouched, o.Name)
 	}
+	keys := o.identityKeys(t.initialDomain)
 	if changed := edit.apply(o); changed {
 		o.WhenChanged = t.now().UTC()
-		t.dirty = true
+		if !slices.Equal(keys, o.identityKeys(t.initialDomain)) {
+			t.dirty = true
+		}
 		return &cmdletOutput{values: []record{}}, nil
 	}
 	return &cmdletOutput{values: []record{}, warnings: []string{

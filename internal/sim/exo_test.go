@@ -540,6 +540,11 @@ func TestSetMailUser(t *testing.T) {
 			if !slices.Contains(o.EmailAddresses, "smtp:extra@contoso.com") {
 				t.Errorf("EmailAddresses = %v", o.EmailAddresses)
 			}
+			// The new address resolves as an identity at once.
+			got := c.invoke("Get-MailUser", map[string]any{"Identity": "extra@contoso.com"}).mustStatus(t, 200).values()
+			if len(got) != 1 || got[0]["ExternalDirectoryObjectId"] != cloud.ID {
+				t.Errorf("Get-MailUser -Identity extra@contoso.com = %v", got)
+			}
 		}},
 		{"hashtable without @odata.type", map[string]any{"Identity": cloud.ID, "EmailAddresses": map[string]any{"Add": []string{"smtp:y@contoso.com"}}}, 400,
 			detailHas("Newtonsoft.Json.Linq.JObject")},

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -196,5 +197,35 @@ func TestRateLimitHeadersWithoutThrottling(t *testing.T) {
 	}
 	if _, err := time.Parse("2006-01-02T15:04:05.000Z", a.header.Get("Rate-Limit-Reset")); err != nil {
 		t.Errorf("Rate-Limit-Reset = %q: %v", a.header.Get("Rate-Limit-Reset"), err)
+	}
+}
+
+// TestDropFaultsOverHTTP2: HTTP/2 connections cannot be hijacked, so the simulator resets the stream
+// instead; a client must still see a failed request and the log must still record it.
+func TestDropFaultsOverHTTP2(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults Faults
+		fault  string
+	}{
+		{"reset", Faults{ResetRate: 1}, "reset"},
+		{"truncate", Faults{TruncateRate: 1}, "truncate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim(t, Options{Faults: tc.faults})
+			c := newCaller(t, s)
+			c.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool()}, ForceAttemptHTTP2: true}}
+			t.Cleanup(c.hc.CloseIdleConnections) // runs before the server's Close, which would wait for them
+			res, body, err := rawPost(t, c, cmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
+			if err == nil && json.Valid(body) {
+				t.Fatalf("got a complete response (status %d)", res.StatusCode)
+			}
+			if res != nil && res.ProtoMajor != 2 {
+				t.Fatalf("protocol %s, want HTTP/2", res.Proto)
+			}
+			if n := s.Log.Count(func(e Entry) bool { return e.Fault == tc.fault }); n != 1 {
+				t.Errorf("%s entries = %d, want 1", tc.fault, n)
+			}
+		})
 	}
 }

@@ -229,6 +229,7 @@ func (t *Tenant) Add(o Object) error {
 	}
 	o = o.Clone()
 	o.ID = strings.ToLower(o.ID)
+	o.Guid = strings.ToLower(o.Guid) // paging walks objects in Guid order
 	if o.Guid == "" {
 		o.Guid = derivedGUID(o.ID, 1)
 	}
@@ -280,10 +281,15 @@ func (t *Tenant) Update(id string, fn func(*Object)) bool {
 	if !ok {
 		return false
 	}
+	before := o.identityKeys(t.initialDomain)
 	fn(o)
 	o.ID = strings.ToLower(o.ID)
 	o.WhenChanged = t.now().UTC()
-	t.dirty = true
+	// Rebuild the identity index only when a name or address changed: rich-text writes at scale must not
+	// pay for it.
+	if !slices.Equal(before, o.identityKeys(t.initialDomain)) {
+		t.dirty = true
+	}
 	return true
 }
 
@@ -309,12 +315,12 @@ func canonicalRichText(v string) (string, bool) {
 }
 
 // resolveLocked finds the objects an -Identity value names, the way EXO resolves it: Entra object id,
-// Guid, ExchangeObjectId, Name, Alias, UPN, primary SMTP address or any smtp proxy address, DN.
-// Caller holds t.mu (read or write); the index is rebuilt under the write lock when needed.
+// Guid, ExchangeObjectId, Name, Alias, UPN, primary SMTP address, any smtp proxy address, or DN
+// (case-insensitive; an "smtp:" prefix is ignored). The caller holds t.mu from lockFresh or rlockFresh.
 func (t *Tenant) resolveLocked(identity string) []*Object {
 	key := strings.ToLower(strings.TrimSpace(identity))
-	if i := strings.IndexByte(key, ':'); i > 0 && strings.HasPrefix(key, "smtp:") {
-		key = key[i+1:]
+	if strings.HasPrefix(key, "smtp:") {
+		key = key[len("smtp:"):]
 	}
 	if key == "" {
 		return nil
@@ -322,7 +328,7 @@ func (t *Tenant) resolveLocked(identity string) []*Object {
 	return slices.Clone(t.index[key])
 }
 
-// withResolve runs fn with the write lock held and the identity index fresh.
+// lockFresh takes the write lock with the identity index up to date.
 func (t *Tenant) lockFresh() {
 	t.mu.Lock()
 	if t.dirty {
@@ -330,6 +336,8 @@ func (t *Tenant) lockFresh() {
 	}
 }
 
+// rlockFresh takes the read lock with the identity index up to date (rebuilding it under the write lock
+// first when needed).
 func (t *Tenant) rlockFresh() {
 	for {
 		t.mu.RLock()
@@ -347,33 +355,39 @@ func (t *Tenant) rlockFresh() {
 
 func (t *Tenant) rebuildIndexLocked() {
 	idx := make(map[string][]*Object, len(t.order)*6)
-	add := func(k string, o *Object) {
-		k = strings.ToLower(strings.TrimSpace(k))
-		if k == "" {
-			return
-		}
-		if slices.Contains(idx[k], o) {
-			return
-		}
-		idx[k] = append(idx[k], o)
-	}
 	for _, o := range t.order {
-		add(o.ID, o)
-		add(o.Guid, o)
-		add(o.ExchangeObjectID, o)
-		add(o.Name, o)
-		add(o.Alias, o)
-		add(o.UserPrincipalName, o)
-		add(o.PrimarySmtpAddress, o)
-		add(o.distinguishedName(t.initialDomain), o)
-		for _, a := range o.EmailAddresses {
-			if p, addr, ok := strings.Cut(a, ":"); ok && strings.EqualFold(p, "smtp") {
-				add(addr, o)
+		for _, k := range o.identityKeys(t.initialDomain) {
+			if !slices.Contains(idx[k], o) {
+				idx[k] = append(idx[k], o)
 			}
 		}
 	}
 	t.index = idx
 	t.dirty = false
+}
+
+// identityKeys are the lowercased values -Identity resolves for the object.
+func (o *Object) identityKeys(initialDomain string) []string {
+	keys := make([]string, 0, 8+len(o.EmailAddresses))
+	add := func(k string) {
+		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	add(o.ID)
+	add(o.Guid)
+	add(o.ExchangeObjectID)
+	add(o.Name)
+	add(o.Alias)
+	add(o.UserPrincipalName)
+	add(o.PrimarySmtpAddress)
+	add(o.distinguishedName(initialDomain))
+	for _, a := range o.EmailAddresses {
+		if p, addr, ok := strings.Cut(a, ":"); ok && strings.EqualFold(p, "smtp") {
+			add(addr)
+		}
+	}
+	return keys
 }
 
 func (o *Object) distinguishedName(initialDomain string) string {
