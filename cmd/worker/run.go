@@ -117,7 +117,7 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Log: g.log}
+	ex := &jobs.Executor{Client: client, Log: g.log, Exceptions: configExceptions(cfg)} // exceptions bind one-shot runs too
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
