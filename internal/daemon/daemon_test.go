@@ -709,3 +709,30 @@ func labelsMatch(have []*dto.LabelPair, want map[string]string) bool {
 	}
 	return true
 }
+
+func TestRunNowRecordsAbortsAndHonoursForce(t *testing.T) {
+	e := newEnv(t, nil, sim.Faults{})
+	ctx := context.Background()
+	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{}})
+	opts := jobs.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
+	rec, sum, err := d.RunNow(ctx, richText(t), opts, "one-shot", "")
+	var br *jobs.BlastRadiusError
+	if !errors.As(err, &br) || rec.Status != store.RunAborted || sum == nil || len(writes(e.srv)) != 0 {
+		t.Fatalf("run over the blast radius: err %v, status %s, %d writes; want aborted before any write", err, rec.Status, len(writes(e.srv)))
+	}
+	if got, _ := e.st.GetRun(ctx, rec.ID); got.Status != store.RunAborted || got.Trigger != store.TriggerCLI {
+		t.Fatalf("recorded run = %+v", got)
+	}
+	opts.Force = true
+	rec, sum, err = d.RunNow(ctx, richText(t), opts, "forced", store.TriggerCLI)
+	if err != nil || rec.Status != store.RunSucceeded || sum.Verified == 0 {
+		t.Fatalf("forced run: %v, %s, verified %d", err, rec.Status, sum.Verified)
+	}
+	// Another process holds the job: a one-shot run refuses at once instead of writing beside it.
+	if ok, err := e.st.AcquireLease(ctx, "job:"+jobs.MEURichTextName, "other-process", time.Minute); !ok || err != nil {
+		t.Fatalf("take lease: %v %v", ok, err)
+	}
+	if _, _, err := d.RunNow(ctx, richText(t), opts, "", ""); err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("run while another process holds the job: err %v", err)
+	}
+}

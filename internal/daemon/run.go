@@ -14,23 +14,55 @@ import (
 	"github.com/exo-worker/worker/jobs"
 )
 
-// execute runs one request of a job from lease to record. It never panics: a panic in planning or applying
-// is recovered and the run recorded as failed, with the stack in the log.
+// execute runs one request of a job from lease to record, for the scheduler and triggers.
 func (d *Daemon) execute(js *jobState, ar *activeRun) {
 	name := js.spec.Job.Name()
 	log := d.log.With(zap.String("job", name), zap.String("run", ar.req.id), zap.String("trigger", string(ar.req.source)))
-	ctx, cancel := context.WithCancelCause(d.runCtx)
-	defer cancel(nil)
-
-	release, err := d.lease(ctx, name, ar.req.source != store.TriggerSchedule, log)
-	if err != nil {
+	opts := js.spec.Options
+	opts.Objects = ar.req.objects
+	_, _, err := d.runJob(d.runCtx, js.spec.Job, opts, ar.req, ar.req.source != store.TriggerSchedule, func(id string) {
+		d.mu.Lock()
+		ar.runID, ar.created = id, true
+		d.mu.Unlock()
+	}, log)
+	if errors.Is(err, errLease) {
 		if ar.req.source == store.TriggerSchedule {
 			d.m.ObserveSkippedTick(name)
 			log.Info("scheduled run skipped: " + err.Error())
 		} else {
 			log.Warn("triggered run not started: " + err.Error())
 		}
-		return
+	}
+}
+
+// errLease marks a run that did not start because the job's lease was not to be had.
+var errLease = errors.New("job lease")
+
+// RunNow runs a job once, synchronously, the way the daemon does: under the job's lease (it fails at once
+// if another process is running the job), recorded in the store, every write journalled. It is for one-shot
+// callers (`worker run` could use it); opts.Force is honoured here, since a person asked for this run.
+// The error is the executor's (blast radius, journal, interruption) or the store's; the summary is nil when
+// the run never planned.
+func (d *Daemon) RunNow(ctx context.Context, job jobs.Job, opts jobs.Options, reason string, source store.Trigger) (store.Run, *jobs.Summary, error) {
+	if source == "" {
+		source = store.TriggerCLI
+	}
+	req := request{id: store.NewRunID(), source: source, reason: reason, objects: opts.Objects}
+	log := d.log.With(zap.String("job", job.Name()), zap.String("run", req.id), zap.String("trigger", string(source)))
+	return d.runJob(ctx, job, opts, req, false, nil, log)
+}
+
+// runJob is one run from lease to record. It never panics: a panic in planning or applying is recovered and
+// the run recorded as failed, with the stack in the log.
+func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts jobs.Options, req request, waitLease bool,
+	created func(id string), log *zap.Logger) (store.Run, *jobs.Summary, error) {
+	name := job.Name()
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+
+	release, err := d.lease(ctx, name, waitLease, log)
+	if err != nil {
+		return store.Run{}, nil, fmt.Errorf("%s not started: %w: %v", name, errLease, err)
 	}
 	defer release()
 	// While the run holds the lease, it keeps renewing it; losing it means another process may take the job
@@ -38,30 +70,29 @@ func (d *Daemon) execute(js *jobState, ar *activeRun) {
 	stopRenew := d.renewWhileRunning(ctx, name, func(err error) { cancel(err) }, log)
 	defer stopRenew()
 
-	spec := js.spec
-	opts := spec.Options
-	opts.Objects = ar.req.objects
 	mode := string(opts.Mode)
-	rec, err := d.st.CreateRun(ctx, store.Run{ID: ar.req.id, Job: name, Mode: mode, Trigger: ar.req.source,
-		Reason: ar.req.reason, Objects: ar.req.objects, Owner: d.owner})
+	rec, err := d.st.CreateRun(ctx, store.Run{ID: req.id, Job: name, Mode: mode, Trigger: req.source,
+		Reason: req.reason, Objects: req.objects, Owner: d.owner})
 	if err != nil {
 		log.Error("run not started: the store could not record it", zap.Error(err))
-		return
+		return store.Run{}, nil, fmt.Errorf("%s not started: record the run: %w", name, err)
 	}
-	d.mu.Lock()
-	ar.runID, ar.created = rec.ID, true
-	d.mu.Unlock()
-	log.Info("run started", zap.String("mode", mode), zap.Strings("objects", ar.req.objects), zap.String("reason", ar.req.reason))
+	if created != nil {
+		created(rec.ID)
+	}
+	log.Info("run started", zap.String("mode", mode), zap.Strings("objects", req.objects), zap.String("reason", req.reason))
 
-	res, sum := d.plannedRun(ctx, spec.Job, rec.ID, opts, log)
+	res, sum, runErr := d.plannedRun(ctx, job, rec.ID, opts, log)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && res.Status == store.RunInterrupted {
 		res.Error = cause.Error() + "; " + res.Error
 	}
 	d.finish(rec, res, sum, log)
+	rec.Status, rec.Counts, rec.Error, rec.FinishedAt = res.Status, res.Counts, res.Error, res.FinishedAt
+	return rec, sum, runErr
 }
 
 // plannedRun plans and applies, turning every way it can end (panic included) into a RunResult.
-func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opts jobs.Options, log *zap.Logger) (res store.RunResult, sum *jobs.Summary) {
+func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opts jobs.Options, log *zap.Logger) (res store.RunResult, sum *jobs.Summary, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("run panicked; recorded as failed", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
@@ -69,6 +100,7 @@ func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opt
 			if sum != nil {
 				res.Counts = counts(sum)
 			}
+			err = errors.New(res.Error)
 		}
 	}()
 	run, err := d.ex.Plan(ctx, job)
@@ -77,14 +109,14 @@ func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opt
 		if ctx.Err() != nil {
 			st = store.RunInterrupted
 		}
-		return store.RunResult{Status: st, Error: err.Error()}, nil
+		return store.RunResult{Status: st, Error: err.Error()}, nil, err
 	}
 	run.ID = runID // the journal is keyed by the store's run id
 	sum, err = d.ex.Apply(ctx, run, opts)
 	if sum != nil {
 		d.recordFindings(ctx, job.Name(), runID, sum, log)
 	}
-	return result(ctx, sum, err), sum
+	return result(ctx, sum, err), sum, err
 }
 
 // result decides a run's final status from the executor's summary and error.
