@@ -11,8 +11,9 @@ import (
 // pilot user, an object another team owns) until a date. The executor enforces exceptions for every job and
 // every mode, so a dry-run shows the same skips a remediate run makes; a job never sees them.
 type Exception struct {
-	// Object names the object: its ExternalDirectoryObjectId, or its primary SMTP address (matched against
-	// ObjectRef.ID and ObjectRef.Address, case-insensitively).
+	// Object names the object: its ExternalDirectoryObjectId, its primary SMTP address, or (where the job
+	// knows them) its mail or on-premises UPN — matched case-insensitively against ObjectRef.ID, Address,
+	// Mail and OnPremisesUserPrincipalName.
 	Object string
 	// Jobs the exception covers; empty means every job.
 	Jobs []string
@@ -38,7 +39,12 @@ func (x Exception) matches(o ObjectRef) bool {
 	if want == "" {
 		return false
 	}
-	return strings.EqualFold(want, o.ID) || (o.Address != "" && strings.EqualFold(want, o.Address))
+	for _, name := range []string{o.ID, o.Address, o.Mail, o.OnPremisesUserPrincipalName} {
+		if name != "" && strings.EqualFold(want, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // expiredAt reports whether the exception has run out at now.

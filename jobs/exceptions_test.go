@@ -21,7 +21,8 @@ func planOf(objs ...jobs.ObjectRef) *jobs.Run {
 func TestExceptionsInDryRun(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	jane := jobs.ObjectRef{ID: "11111111-1111-1111-1111-111111111111", DisplayName: "Jane", Address: "jane@contoso.com"}
-	bob := jobs.ObjectRef{ID: "22222222-2222-2222-2222-222222222222", DisplayName: "Bob", Address: "bob@contoso.com"}
+	bob := jobs.ObjectRef{ID: "22222222-2222-2222-2222-222222222222", DisplayName: "Bob", Address: "bob@contoso.com",
+		OnPremisesUserPrincipalName: "bob.smith@corp.contoso.com"}
 	tests := []struct {
 		name        string
 		exc         jobs.Exception
@@ -30,6 +31,7 @@ func TestExceptionsInDryRun(t *testing.T) {
 	}{
 		{"by id, any case", jobs.Exception{Object: strings.ToUpper(jane.ID), Owner: "it-ops@contoso.com", Reason: "pilot"}, []string{jane.ID}, ""},
 		{"by primary address", jobs.Exception{Object: "BOB@contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
+		{"by on-premises UPN", jobs.Exception{Object: "Bob.Smith@corp.contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
 		{"for this job", jobs.Exception{Object: jane.Address, Jobs: []string{"address-audit", jobs.MEURichTextName}, Owner: "o", Reason: "r"}, []string{jane.ID}, ""},
 		{"for another job only", jobs.Exception{Object: jane.Address, Jobs: []string{"address-audit"}, Owner: "o", Reason: "r"}, nil, ""},
 		{"not expired yet", jobs.Exception{Object: jane.ID, Owner: "o", Reason: "r", Expires: now.Add(time.Hour)}, []string{jane.ID}, ""},
