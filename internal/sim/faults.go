@@ -18,6 +18,10 @@ type Faults struct {
 	ThrottleBudget float64
 	// ThrottleBurst is the bucket size; 0 means one second's worth of ThrottleBudget (at least 1).
 	ThrottleBurst int
+	// OpaqueRateHeaders keeps the Rate-Limit-* headers at the service-wide values (30000 per window) even
+	// when ThrottleBudget is set, as the real service does: the headers then say nothing about the budget
+	// and a client can only learn it from 429s.
+	OpaqueRateHeaders bool
 	// ErrorRate is the probability (0..1) that a call (or sub-request) fails with a transient 500/503
 	// carrying one of the exception names clients retry on (DCOverloadedException, ...). Nothing is changed.
 	ErrorRate float64
@@ -131,7 +135,7 @@ func (fs *faultState) rateHeaders() (limit, remaining int, reset time.Time) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	now := fs.now()
-	if fs.f.ThrottleBudget > 0 {
+	if fs.f.ThrottleBudget > 0 && !fs.f.OpaqueRateHeaders {
 		fs.refillLocked(now)
 		burst := fs.burstLocked()
 		missing := burst - fs.tokens
