@@ -48,6 +48,8 @@ const (
 	increaseEvery  = 500 * time.Millisecond
 	probeAfter     = 15 * time.Second // quiet time after which the ceiling is raised by probeFactor
 	probeFactor    = 1.1
+	easeFactor     = 0.98 // rate multiplier when Rate-Limit-Remaining runs low
+	easeEvery      = 250 * time.Millisecond
 	minRate        = 0.5 // sub-requests per second; never slower than this
 	fallbackRate   = 10  // when a 429 arrives with nothing accepted in the window and no rate set yet
 )
@@ -69,7 +71,11 @@ type limiter struct {
 	lastCut      time.Time // when the rate was last cut
 	lastIncrease time.Time
 	lastProbe    time.Time
-	accepted     []stamp // sub-requests the service accepted, oldest first, within measureWindow
+	lastEase     time.Time
+	// lastRemaining is the last Rate-Limit-Remaining seen, to tell a falling budget from a recovering one.
+	lastRemaining float64
+	remainingSeen bool
+	accepted      []stamp // sub-requests the service accepted, oldest first, within measureWindow
 }
 
 // unlimited is rate.Inf as a float64, for comparisons.
@@ -145,7 +151,7 @@ func (l *limiter) record(n int) {
 	if !l.learned || now.Before(l.pausedUntil) {
 		return
 	}
-	if now.Sub(l.lastCut) >= probeAfter && now.Sub(l.lastProbe) >= probeAfter {
+	if now.Sub(l.lastCut) >= probeAfter && now.Sub(l.lastEase) >= probeAfter && now.Sub(l.lastProbe) >= probeAfter {
 		// Budgets change (other apps, time of day): after a quiet spell, allow a little more than learned.
 		l.ceiling *= probeFactor
 		l.lastProbe = now
@@ -225,26 +231,57 @@ func (l *limiter) pauseUntil(t time.Time) {
 	}
 }
 
-// observe reads the Rate-Limit-* headers of a response: when the service says the remaining budget is
-// exhausted until a reset time, wait for the reset instead of spending a request on a certain 429.
+// observe reads the Rate-Limit-* headers of a response. When the remaining budget is low and still falling
+// while the client paces itself (after a 429), it eases off a little and stops climbing, like a congestion signal;
+// when the service says the budget is exhausted until a reset time, everyone waits for the reset instead
+// of spending requests on certain 429s.
 func (l *limiter) observe(h http.Header) {
 	rem := h.Get("Rate-Limit-Remaining")
-	reset := h.Get("Rate-Limit-Reset")
-	if rem == "" || reset == "" {
+	if rem == "" {
 		return
 	}
 	n, err := strconv.ParseFloat(rem, 64)
-	if err != nil || n > 0 {
-		return
-	}
-	t, err := time.Parse(time.RFC3339Nano, reset)
 	if err != nil {
 		return
 	}
+	limit, err := strconv.ParseFloat(h.Get("Rate-Limit-Limit"), 64)
+	if err != nil || limit <= 0 {
+		limit = 0
+	}
 	now := l.clock.Now()
+	l.mu.Lock()
+	prev, seen := l.lastRemaining, l.remainingSeen
+	l.lastRemaining, l.remainingSeen = n, true
+	l.mu.Unlock()
+	// Low and still falling: spending faster than the budget refills. Low but rising is a recovery.
+	if lowWater := min(limit/4, 4*BatchLimit); n < lowWater && seen && n <= prev {
+		l.ease(now)
+	}
+	if n > 0 {
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get("Rate-Limit-Reset"))
+	if err != nil {
+		return
+	}
 	if d := t.Sub(now); d > 0 && d <= time.Minute {
 		l.pauseUntil(t)
 	}
+}
+
+// ease lowers a learned rate by easeFactor, at most once per easeEvery, and holds off the next increase.
+func (l *limiter) ease(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.learned || now.Sub(l.lastEase) < easeEvery {
+		return
+	}
+	cur := float64(l.lim.Limit())
+	next := max(cur*easeFactor, minRate)
+	l.lim.SetLimitAt(now, rate.Limit(next))
+	l.ceiling = min(l.ceiling, cur)
+	l.lastEase = now
+	l.lastIncrease = now
 }
 
 // rate returns the current pace in sub-requests per second, 0 meaning unlimited.

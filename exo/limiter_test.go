@@ -168,6 +168,34 @@ func TestLimiterObservesExhaustedRateLimitHeaders(t *testing.T) {
 	}
 }
 
+func TestLimiterEasesWhenRemainingRunsLow(t *testing.T) {
+	clk := newFakeClock()
+	l := newLimiter(0, BatchLimit, clk, nil)
+	low := http.Header{"Rate-Limit-Limit": {"100"}, "Rate-Limit-Remaining": {"5"}}
+	l.observe(low)
+	if l.rate() != 0 {
+		t.Fatalf("eased an unlimited limiter to %v before any 429", l.rate())
+	}
+	for range 10 {
+		l.record(10)
+		clk.advance(100 * time.Millisecond)
+	}
+	l.throttled(clk.Now(), 0)
+	r0 := l.rate()
+	l.observe(http.Header{"Rate-Limit-Limit": {"100"}, "Rate-Limit-Remaining": {"7"}})
+	l.observe(low)
+	l.observe(low) // within easeEvery: once only
+	if got, want := l.rate(), r0*easeFactor; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("rate %v after low Remaining, want %v", got, want)
+	}
+	clk.advance(easeEvery)
+	l.observe(http.Header{"Rate-Limit-Limit": {"100"}, "Rate-Limit-Remaining": {"8"}}) // low but recovering
+	l.observe(http.Header{"Rate-Limit-Limit": {"100"}, "Rate-Limit-Remaining": {"60"}})
+	if got, want := l.rate(), r0*easeFactor; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("rate %v after a recovering Remaining, want it unchanged at %v", got, want)
+	}
+}
+
 // TestLimiterAgainstTokenBucket drives the limiter against a simulated service budget, one batch of 10 at a
 // time with a fixed round trip, and bounds the 429s: one episode to learn, then (almost) none.
 func TestLimiterAgainstTokenBucket(t *testing.T) {
