@@ -220,6 +220,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("daemon: the store does not answer: %w", err)
 	}
 	d.sweepOnce(ctx)
+	d.refreshFindingMetrics(ctx) // /metrics shows the open findings from the first scrape, not the first run
 	for _, name := range d.order {
 		js := d.jobs[name]
 		if js.sched == nil {

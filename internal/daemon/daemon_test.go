@@ -736,3 +736,58 @@ func TestRunNowRecordsAbortsAndHonoursForce(t *testing.T) {
 		t.Fatalf("run while another process holds the job: err %v", err)
 	}
 }
+
+// auditJob reports one finding per object in objects: a stand-in for an audit whose findings change.
+type auditJob struct {
+	mu      sync.Mutex
+	objects []string
+}
+
+func (*auditJob) Name() string               { return "test-audit" }
+func (*auditJob) Describe() jobs.Description { return jobs.Description{Kind: jobs.KindAudit} }
+func (j *auditJob) Plan(context.Context, *jobs.Tenant) (jobs.Plan, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p := jobs.Plan{InScope: 3}
+	for _, o := range j.objects {
+		p.Findings = append(p.Findings, jobs.Finding{Rule: "test-rule", Severity: jobs.SeverityHigh,
+			Object: jobs.ObjectRef{ID: o}, Detail: "seen", OnPrem: &jobs.OnPremFix{Attribute: "mail", Value: o + "@contoso.com", Action: "replace"}})
+	}
+	return p, nil
+}
+
+func TestAuditFindingsAreRecordedResolvedAndCounted(t *testing.T) {
+	e := newEnv(t, nil, sim.Faults{})
+	ctx := context.Background()
+	job := &auditJob{objects: []string{"a", "b"}}
+	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{{Job: job, Options: jobs.Options{Mode: jobs.ModeReport}}}})
+	run := func() {
+		t.Helper()
+		id, _, err := d.Trigger(ctx, server.Trigger{Job: "test-audit", Source: store.TriggerAPI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := waitRun(t, e.st, id, 10*time.Second); r.Status != store.RunSucceeded {
+			t.Fatalf("audit run: %s %s", r.Status, r.Error)
+		}
+	}
+	run()
+	open, err := e.st.OpenFindings(ctx, store.FindingFilter{Job: "test-audit"})
+	if err != nil || len(open) != 2 || open[0].OnPrem == nil {
+		t.Fatalf("open findings after the first run: %+v, %v", open, err)
+	}
+	if got := counter(t, e.m, "exo_worker_findings", map[string]string{"rule": "test-rule", "severity": "high"}); got != 2 {
+		t.Errorf("findings gauge = %v, want 2", got)
+	}
+	job.mu.Lock()
+	job.objects = []string{"b"}
+	job.mu.Unlock()
+	run()
+	open, _ = e.st.OpenFindings(ctx, store.FindingFilter{Job: "test-audit"})
+	if len(open) != 1 || open[0].ObjectID != "b" {
+		t.Fatalf("open findings after a is fixed: %+v, want only b", open)
+	}
+	if got := counter(t, e.m, "exo_worker_findings", map[string]string{"rule": "test-rule"}); got != 1 {
+		t.Errorf("findings gauge = %v, want 1", got)
+	}
+}
