@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/config"
 )
 
 func newJobsCmd(_ *globals) *cobra.Command {
@@ -16,11 +16,8 @@ func newJobsCmd(_ *globals) *cobra.Command {
 		Short: "List the job library: what each job does, what it may write, what it needs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rt, err := jobs.NewMEURichText("")
-			if err != nil {
-				return err
-			}
-			reg, err := jobs.NewRegistry(rt)
+			// The library as a configuration with no job settings builds it.
+			reg, err := newRegistry(&config.Config{})
 			if err != nil {
 				return err
 			}
@@ -38,6 +35,7 @@ func newJobsCmd(_ *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "\nRun one with `worker run JOB --dry-run` first; permissions per job are in the README.")
+			fmt.Fprintln(cmd.OutOrStdout(), "Audits report with `worker report --job JOB --format table|json|csv|html|ps1|ldif`; their rules: `worker rules`.")
 			return nil
 		},
 	}

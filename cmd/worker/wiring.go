@@ -11,6 +11,8 @@ import (
 	"github.com/exo-worker/worker/config"
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/auth"
+	"github.com/exo-worker/worker/internal/graph"
+	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
 )
@@ -45,7 +47,41 @@ func newRegistry(cfg *config.Config) (*jobs.Registry, error) {
 	if err != nil {
 		return nil, withCode(jobs.ExitUsage, fmt.Errorf("jobs.%s.target: %w", jobs.MEURichTextName, err))
 	}
-	return jobs.NewRegistry(rt)
+	// The audits need no settings; they are always part of the library.
+	return jobs.NewRegistry(append([]jobs.Job{rt}, jobs.Audits()...)...)
+}
+
+// newGraphClient wires credentials and the Graph client (the directory reader audits need) from the
+// configuration.
+func newGraphClient(cfg *config.Config, log *zap.Logger) (*graph.Client, error) {
+	ep, err := cfg.Tenant.Resolve()
+	if err != nil {
+		return nil, withCode(jobs.ExitUsage, err)
+	}
+	hc, err := auth.HTTPClient(cfg)
+	if err != nil {
+		return nil, withCode(jobs.ExitUsage, err)
+	}
+	cred, err := auth.NewCredential(cfg, hc, log)
+	if err != nil {
+		return nil, withCode(jobs.ExitUsage, err)
+	}
+	c, err := graph.New(graph.Options{BaseURL: ep.GraphURL, Scopes: []string{ep.GraphScope}, Credential: cred,
+		HTTPClient: hc, Logger: log.Named("graph")})
+	if err != nil {
+		return nil, withCode(jobs.ExitUsage, err)
+	}
+	return c, nil
+}
+
+// newDirectoryReader is what an executor running audits needs: Graph's view of the directory, with the MX
+// records of the tenant's domains resolved through dnsServer ("" = the system resolver).
+func newDirectoryReader(cfg *config.Config, log *zap.Logger, dnsServer string) (jobs.DirectoryReader, error) {
+	gc, err := newGraphClient(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return jobs.WithMX(gc, &mx.Resolver{Server: dnsServer}), nil
 }
 
 // newEXOClient wires credentials and the admin API client from the configuration.

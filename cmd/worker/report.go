@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/internal/mx"
+	"github.com/exo-worker/worker/internal/report"
+	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/jobs"
+)
+
+type reportFlags struct {
+	sim        bool
+	jobs       []string
+	format     string
+	out        string
+	dnsServer  string
+	failOn     string
+	noProgress bool
+}
+
+func newReportCmd(g *globals) *cobra.Command {
+	f := &reportFlags{}
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Audit what directory sync got wrong and write the findings with their on-premises fixes",
+		Long: `Run the audits against the tenant in the configuration (or a simulated one with --sim) and write what
+they found. Audits read Microsoft Graph and Exchange Online and change nothing; each finding names the
+Active Directory attribute to fix and the value to set, because synced attributes cannot be fixed in the
+cloud.
+
+Formats:
+  table  for a terminal (the default)
+  json   one document, schema exo-worker/findings/v1
+  csv    one row per finding, for a spreadsheet
+  html   one self-contained page: summary, chart, a table to filter and sort
+  ps1    a PowerShell script of Set-ADUser/Set-ADGroup/Set-ADObject commands, each with -WhatIf
+  ldif   the same changes for ldifde -i
+
+MX records of the tenant's domains are looked up (an MEU forwarding to a domain whose MX already points at
+Exchange Online loops); --dns-server asks a given DNS server instead of the system resolver.`,
+		Example: `  worker report --sim --format html --out audit.html
+  worker report --config worker.yaml --job meu-audit --job license-audit
+  worker report --config worker.yaml --format ps1 --out fixes.ps1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReport(cmd, g, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.sim, "sim", false, "start a simulated tenant with seeded defects in-process and audit it")
+	fl.StringArrayVar(&f.jobs, "job", nil, "audit to run (repeatable; default: every audit, see `worker jobs`)")
+	fl.StringVar(&f.format, "format", "table", "output format: table, json, csv, html, ps1, ldif")
+	fl.StringVarP(&f.out, "out", "o", "", "write to FILE instead of stdout")
+	fl.StringVar(&f.dnsServer, "dns-server", "", "DNS server (host:port) for MX lookups instead of the system resolver")
+	fl.StringVar(&f.failOn, "fail-on", "", "exit 2 when a finding of this severity or worse is found: high, medium, low, info")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "do not draw a progress line on a terminal")
+	return cmd
+}
+
+func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
+	format, err := report.ParseFormat(f.format)
+	if err != nil {
+		return withCode(jobs.ExitUsage, fmt.Errorf("--format: %w", err))
+	}
+	failRank := -1
+	if f.failOn != "" {
+		sev := jobs.Severity(strings.ToLower(f.failOn))
+		if failRank = jobs.SeverityRank(sev); failRank > 3 {
+			return withCode(jobs.ExitUsage, fmt.Errorf("--fail-on %q: use high, medium, low or info", f.failOn))
+		}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	path := configPath(g.configFile)
+	dnsServer := f.dnsServer
+	if f.sim {
+		if path != "" {
+			return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+		}
+		sc := sim.DefaultScenario()
+		defects := sim.DefaultDefects()
+		sc.Defects = &defects
+		srv, err := sim.Start(sim.Options{Scenario: &sc})
+		if err != nil {
+			return withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
+		}
+		defer func() { _ = srv.Close(); _ = os.RemoveAll(srv.Dir) }()
+		// The simulated tenant's domains resolve through a DNS server of their own on loopback, so the MX
+		// checks run the same code as against a real tenant without touching the network.
+		dns, err := mx.Serve(mx.Zone{MX: srv.Tenant().MXRecords()})
+		if err != nil {
+			return withCode(jobs.ExitUsage, err)
+		}
+		defer func() { _ = dns.Close() }()
+		if dnsServer == "" {
+			dnsServer = dns.Addr()
+		}
+		path = filepath.Join(srv.Dir, "worker.yaml")
+		if err := writeSimConfig(srv, path); err != nil {
+			return withCode(jobs.ExitUsage, err)
+		}
+		g.log.Info("simulated tenant started", zap.String("url", srv.URL), zap.String("tenant", srv.Creds.TenantDomain),
+			zap.Int("seeded_defects", len(srv.Tenant().GroundTruth())), zap.String("dns", dns.Addr()))
+	}
+	if path == "" {
+		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	audits, err := selectAudits(reg, f.jobs)
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	suite, err := jobs.NewSuite("report", audits...)
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	client, err := newEXOClient(cfg, g.log)
+	if err != nil {
+		return err
+	}
+	dir, err := newDirectoryReader(cfg, g.log, dnsServer)
+	if err != nil {
+		return err
+	}
+	ex := &jobs.Executor{Client: client, Directory: dir, Log: g.log}
+	if !f.noProgress && isTerminal(os.Stderr) {
+		ex.Progress = newLineProgress(os.Stderr)
+	}
+	run, err := ex.Plan(ctx, suite)
+	if err != nil {
+		return withCode(jobs.ExitFailed, err)
+	}
+	names := make([]string, len(audits))
+	for i, a := range audits {
+		names[i] = a.Name()
+	}
+	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: run.Started, Jobs: names, Findings: run.Plan.Findings}
+	if err := writeReport(cmd.OutOrStdout(), f.out, format, rep); err != nil {
+		return withCode(jobs.ExitFailed, err)
+	}
+	g.log.Info("audited", zap.String("run", run.ID), zap.Strings("jobs", names), zap.Int("in_scope", run.Plan.InScope),
+		zap.Int("findings", len(run.Plan.Findings)))
+	if failRank >= 0 {
+		for _, fd := range run.Plan.Findings {
+			if jobs.SeverityRank(fd.Severity) <= failRank {
+				return withCode(jobs.ExitFailed, fmt.Errorf("%d finding(s); at least one is %s or worse (--fail-on)", len(run.Plan.Findings), f.failOn))
+			}
+		}
+	}
+	return nil
+}
+
+// selectAudits returns the named audits, or every audit of the library when none is named.
+func selectAudits(reg *jobs.Registry, names []string) ([]jobs.Job, error) {
+	var all []jobs.Job
+	var allNames []string
+	for _, j := range reg.All() {
+		if j.Describe().Kind == jobs.KindAudit {
+			all = append(all, j)
+			allNames = append(allNames, j.Name())
+		}
+	}
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []jobs.Job
+	for _, n := range names {
+		j, err := reg.Get(n)
+		if err != nil {
+			return nil, fmt.Errorf("--job: %w", err)
+		}
+		if j.Describe().Kind != jobs.KindAudit {
+			return nil, fmt.Errorf("--job %s: it is a %s job, not an audit; audits are %s (run %s with `worker run %s`)",
+				n, j.Describe().Kind, strings.Join(allNames, ", "), n, n)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// writeReport writes to stdout, or to path through a temporary file renamed into place, so a failed write
+// never leaves half a script behind. The file is owner-only: it lists directory data.
+func writeReport(stdout io.Writer, path string, f report.Format, r *report.Report) error {
+	if path == "" {
+		return report.Write(stdout, f, r)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if err := report.Write(tmp, f, r); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write report to %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write report to %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write report to %s: %w", path, err)
+	}
+	return nil
+}
