@@ -149,6 +149,7 @@ func Start(opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	s.registerEntra(mux)
 	s.registerEXO(mux)
+	s.registerGraph(mux)
 	s.srv = &http.Server{
 		Handler:           s.logged(mux),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12},
