@@ -142,6 +142,11 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	}
 	ex := &jobs.Executor{Client: client, Log: g.log.Named("executor"), ChunkSize: f.chunkSize,
 		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	// Audits read Graph; building the reader makes no request, so it is wired whether or not one is scheduled
+	// (any job can be triggered through the API).
+	if ex.Directory, err = newDirectoryReader(cfg, g.log, ""); err != nil {
+		return err
+	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
 		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart})
 	if err != nil {

@@ -150,7 +150,7 @@ func scheduleAt(ts ...time.Time) string {
 func TestServeSimScheduleWebhookAuthAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	first := time.Now().Add(4 * time.Second).Truncate(time.Second)
-	second := first.Add(3 * time.Second)
+	second := first.Add(2 * time.Second)
 	srv := startWorker(t, "serve", "serve", "--sim", "--sim-dir", dir, "--listen", "127.0.0.1:0",
 		"--schedule", "meu-richtext="+scheduleAt(first, second))
 	cfgPath := strings.TrimPrefix(srv.waitLine("configuration: ", 30*time.Second), "configuration: ")
