@@ -266,9 +266,9 @@ func (d *Daemon) Stop() {
 
 	d.log.Info("stopping: no new runs; runs in flight finish their current writes",
 		zap.Int("running", len(active)), zap.Duration("grace", d.grace))
-	<-d.cron.Stop().Done() // tick functions only launch runs: this returns at once
+	d.cancelBg()           // a tick waiting on the store gives up
+	<-d.cron.Stop().Done() // tick functions only claim and launch: this returns at once
 	d.cancelRun()
-	d.cancelBg()
 
 	deadline := time.NewTimer(d.grace)
 	defer deadline.Stop()
