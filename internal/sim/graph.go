@@ -476,10 +476,14 @@ func (s *Server) view(o *Object, x GraphExtras) *gview {
 
 // graphList serves GET /users, /groups, /contacts: $select, $top, $skiptoken, $count with ConsistencyLevel.
 func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
-	if err := unsupportedOptions(req, "$filter", "$search", "$orderby", "$expand", "$skip"); err != nil {
+	if err := unsupportedOptions(req, "$search", "$orderby", "$expand", "$skip"); err != nil {
 		return graphResp{}, err
 	}
 	sel, err := parseSelect(ent.typ, ent.propNames(), req.query.Get("$select"))
+	if err != nil {
+		return graphResp{}, err
+	}
+	match, err := s.listFilter(req, ent)
 	if err != nil {
 		return graphResp{}, err
 	}
@@ -497,7 +501,7 @@ func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	// pages that follow. One object past the page tells whether there is a next one.
 	total, taken := 0, 0
 	page := s.tenant.Select(func(o *Object) bool {
-		if o.Kind != ent.kind {
+		if o.Kind != ent.kind || match != nil && !match(o) {
 			return false
 		}
 		total++
@@ -526,6 +530,30 @@ func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	}
 	body = append(body, jkv{"value", values})
 	return graphResp{status: 200, body: body}, nil
+}
+
+// listFilter compiles $filter into a predicate over the tenant's objects (nil without $filter). Operators that
+// need an advanced query are refused without ConsistencyLevel: eventual and $count=true, with the service's
+// message (research §1.6).
+func (s *Server) listFilter(req graphReq, ent *gentity) (func(*Object) bool, *graphErr) {
+	raw, ok := req.query["$filter"]
+	if !ok {
+		return nil, nil
+	}
+	f, adv, err := parseFilter(strings.Join(raw, " and "), ent.typ, ent.propNames())
+	if err != nil {
+		return nil, err
+	}
+	if adv != "" && !(advanced(req) && strings.EqualFold(req.query.Get("$count"), "true")) {
+		return nil, &graphErr{status: 400, code: "Request_UnsupportedQuery", msg: fmt.Sprintf("Operator '%s' is not supported "+
+			"because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual "+
+			"header. Refer to https://aka.ms/graph-docs/advanced-queries for more information", adv)}
+	}
+	// The predicate runs under the tenant's lock, so the extras are copied first (observe takes the two locks
+	// in the other order).
+	xs := graphSideOf(s.tenant).allExtras()
+	all := selection(ent.propNames())
+	return func(o *Object) bool { return f.eval(ent.project(s.view(o, xs[o.ID]), all, false), nil) }, nil
 }
 
 // graphCount serves GET /users/$count, which needs the advanced-query header.

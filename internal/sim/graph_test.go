@@ -188,7 +188,7 @@ func TestGraphErrors(t *testing.T) {
 		{"top on delta", "/v1.0/users/delta()?$top=5", nil, 400, "Request_UnsupportedQuery"},
 		{"bad skiptoken", "/v1.0/users?$skiptoken=nonsense", nil, 400, "Request_BadRequest"},
 		{"bad deltatoken", "/v1.0/users/delta?$deltatoken=nonsense", nil, 400, "Request_BadRequest"},
-		{"filter not simulated", "/v1.0/users?$filter=mail%20eq%20'x'", nil, 400, "Request_UnsupportedQuery"},
+		{"search not simulated", "/v1.0/users?$search=%22displayName:ada%22", []string{"ConsistencyLevel", "eventual"}, 400, "Request_UnsupportedQuery"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -531,4 +531,89 @@ func TestGraphThrottleAndInjectedFaults(t *testing.T) {
 	if _, err := url.Parse(next); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestGraphFilterAndAdvancedQueries(t *testing.T) {
+	s := newSim(t, Options{})
+	c := newGraphCaller(t, s)
+	tn := s.Tenant()
+	odd := Object{ID: "0d0d0d0d-0000-4000-8000-000000000001", Kind: KindUser, DisplayName: "Ciara D'Angelo, Jr.",
+		UserPrincipalName: "ciara@contoso.com", Mail: "ciara@contoso.com", UserType: "Member", AccountEnabled: true}
+	if err := tn.Add(odd); err != nil {
+		t.Fatal(err)
+	}
+	users := func(keep func(*Object) bool) int {
+		return len(tn.Select(func(o *Object) bool { return o.Kind == KindUser && keep(o) }))
+	}
+	mailbox := tn.Select(func(o *Object) bool { return o.RecipientTypeDetails == RTDUserMailbox })[0]
+	adv := []string{"ConsistencyLevel", "eventual"}
+	tests := []struct {
+		name     string
+		filter   string
+		advanced bool
+		want     int
+	}{
+		{"eq", "mail eq '" + strings.ToUpper(mailbox.Mail) + "'", false, 1},
+		{"escaped quote", "displayName eq 'Ciara D''Angelo, Jr.'", false, 1},
+		{"startsWith", "startsWith(displayName,'ada')", false, users(func(o *Object) bool { return strings.HasPrefix(o.DisplayName, "Ada") })},
+		{"synced", "onPremisesSyncEnabled eq true", false, users(func(o *Object) bool { return o.OnPremisesSyncEnabled })},
+		{"in", "userType in ('Guest','Nobody')", false, users(func(o *Object) bool { return o.UserType == "Guest" })},
+		{"and/or", "(userType eq 'Guest' or userType eq 'Member') and accountEnabled eq true", false, users(func(o *Object) bool { return true })},
+		{"any on strings", "proxyAddresses/any(p:startsWith(p,'smtp:" + mailbox.MailNickname + "@'))", false, 1},
+		{"any on objects", "assignedLicenses/any(x:x/skuId eq " + SkuEnterprisePack + ")", false,
+			users(func(o *Object) bool { return len(o.AssignedLicenses) > 0 })},
+		{"endsWith", "endsWith(mail,'@contoso.com')", true, users(func(o *Object) bool { return strings.HasSuffix(o.Mail, "@contoso.com") })},
+		{"ne", "onPremisesSyncEnabled ne true", true, users(func(o *Object) bool { return !o.OnPremisesSyncEnabled })},
+		{"not", "not(userType eq 'Guest')", true, users(func(o *Object) bool { return o.UserType != "Guest" })},
+		{"$count", "assignedLicenses/$count eq 0", true, users(func(o *Object) bool { return len(o.AssignedLicenses) == 0 })},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := "/v1.0/users?$top=999&$select=id&$filter=" + url.QueryEscape(tc.filter)
+			if tc.advanced {
+				// Without the advanced-query parameters the service refuses the operator.
+				wantGraphError(t, c.get(q), 400, "Request_UnsupportedQuery")
+				wantGraphError(t, c.get(q+"&$count=true"), 400, "Request_UnsupportedQuery")
+				wantGraphError(t, c.get(q, adv...), 400, "Request_UnsupportedQuery")
+				q += "&$count=true"
+			}
+			r := c.get(q, adv...)
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.raw)
+			}
+			if n := len(values(t, r)); n != tc.want || tc.want == 0 {
+				t.Fatalf("%d users match, want %d (> 0)", n, tc.want)
+			}
+		})
+	}
+	for _, bad := range []struct{ filter, code string }{
+		{"nosuch eq 'x'", "Request_BadRequest"},
+		{"mail eq 'unterminated", "BadRequest"},
+		{"mail eq", "BadRequest"},
+		{"(mail eq 'x'", "BadRequest"},
+		{"mail wat 'x'", "BadRequest"},
+		{strings.Repeat("(", 100) + "mail eq 'x'" + strings.Repeat(")", 100), "BadRequest"},
+	} {
+		wantGraphError(t, c.get("/v1.0/users?$filter="+url.QueryEscape(bad.filter)), 400, bad.code)
+	}
+}
+
+func FuzzGraphFilter(f *testing.F) {
+	for _, s := range []string{"mail eq 'a@b.c'", "startsWith(displayName,'A')", "proxyAddresses/any(p:p eq 'SMTP:x')",
+		"assignedLicenses/any(x:x/skuId eq 6fd2c87f-b296-42f0-b197-1e91e994b900)", "not(a eq 1)", "x/$count ne 0",
+		"userType in ('Guest')", "((", "'", "a eq ''''", "onPremisesSyncEnabled eq null or mail ge 'm'"} {
+		f.Add(s)
+	}
+	o := &Object{ID: "id", Kind: KindUser, Mail: "a@b.c", DisplayName: "Ada", ProxyAddresses: []string{"SMTP:a@b.c"},
+		AssignedLicenses: []License{{SkuID: SkuEnterprisePack}}}
+	obj := userEntity.project(&gview{o: o}, selection(userEntity.propNames()), false)
+	f.Fuzz(func(t *testing.T, filter string) {
+		e, _, err := parseFilter(filter, userEntity.typ, userEntity.propNames())
+		if (e == nil) == (err == nil) {
+			t.Fatalf("%q: expression %v and error %v", filter, e, err)
+		}
+		if e != nil {
+			e.eval(obj, nil)
+		}
+	})
 }

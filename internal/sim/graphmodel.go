@@ -441,6 +441,17 @@ func (gs *graphSide) extrasFor(objs []Object) map[string]GraphExtras {
 	return out
 }
 
+// allExtras returns copies of every object's extras, by object id.
+func (gs *graphSide) allExtras() map[string]GraphExtras {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	out := make(map[string]GraphExtras, len(gs.extras))
+	for id, x := range gs.extras {
+		out[id] = x.clone()
+	}
+	return out
+}
+
 // change is one entry of an incremental delta round: a live object (by id) or a removal.
 type change struct {
 	id      string
