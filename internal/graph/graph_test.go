@@ -534,3 +534,25 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		t.Fatalf("base URL with /v1.0/: %v", err)
 	}
 }
+
+func TestRevokedTokenIsRenewedThroughTheClaimsChallenge(t *testing.T) {
+	f := newFixture(t, graph.Options{})
+	snapshot(t, f.c)
+	f.srv.ExpireTokens() // the cached token is now refused
+	f.srv.Log.Reset()
+	if _, err := f.c.Snapshot(ctx(t)); err != nil {
+		t.Fatalf("snapshot after token revocation: %v", err)
+	}
+	var unauthorized, tokens int
+	for _, e := range f.srv.Log.Entries() {
+		switch {
+		case e.Service == "graph" && e.Status == 401:
+			unauthorized++
+		case strings.Contains(e.Path, "/oauth2/v2.0/token"):
+			tokens++
+		}
+	}
+	if unauthorized == 0 || tokens == 0 {
+		t.Fatalf("%d refused Graph requests and %d token requests: the revocation was not exercised", unauthorized, tokens)
+	}
+}

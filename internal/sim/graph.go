@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -246,14 +247,20 @@ func loggedHeader(h http.Header) http.Header {
 }
 
 func graphAuthError(err error) *graphErr {
+	challenge := `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`
 	msg := "Access token validation failure. " + err.Error()
-	if strings.Contains(err.Error(), "missing") || strings.Contains(strings.ToLower(err.Error()), "no authorization") {
+	switch {
+	case errors.Is(err, errBearerMissing):
 		msg = "Access token is empty."
+	case errors.Is(err, errBearerExpired) && strings.Contains(err.Error(), "revoked"):
+		// A token revoked before its expiry (Server.ExpireTokens): Graph answers CAE-capable clients (the SDK
+		// declares capability CP1) with a claims challenge; the SDK then fetches a new token with those claims,
+		// bypassing its cache, and retries once.
+		claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+		challenge += `, error="insufficient_claims", claims="` + base64.StdEncoding.EncodeToString([]byte(claims)) + `"`
+		msg = "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp"
 	}
-	return &graphErr{status: 401, code: "InvalidAuthenticationToken", msg: msg, header: map[string]string{
-		// What Graph sends; without claims=, so the SDK's CAE retry does not fire.
-		"WWW-Authenticate": `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`,
-	}}
+	return &graphErr{status: 401, code: "InvalidAuthenticationToken", msg: msg, header: map[string]string{"WWW-Authenticate": challenge}}
 }
 
 // writeGraph writes the answer. The log entry is committed before the body goes out, so a client that has

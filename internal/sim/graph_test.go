@@ -213,6 +213,17 @@ func TestGraphErrors(t *testing.T) {
 			}
 		}
 	})
+	t.Run("revoked token gets a claims challenge", func(t *testing.T) {
+		cc := *c
+		cc.token = s.issueToken(graphAudience, s.Creds.ClientID, 0)
+		s.ExpireTokens()
+		r := cc.get("/v1.0/domains")
+		wantGraphError(t, r, 401, "InvalidAuthenticationToken")
+		if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, `error="insufficient_claims"`) || !strings.Contains(h, `claims="`) {
+			t.Fatalf("WWW-Authenticate %q", h)
+		}
+		c.token = s.issueToken(graphAudience, s.Creds.ClientID, 0) // later subtests need a valid token
+	})
 	t.Run("count with header", func(t *testing.T) {
 		r := c.get("/v1.0/users/$count", "ConsistencyLevel", "eventual")
 		if r.status != 200 || string(r.raw) != strconv.Itoa(countKind(s, KindUser)) {
