@@ -59,7 +59,9 @@ type GraphFault struct {
 }
 
 // graphFront is the per-server state of the Graph front end: its own throttle bucket (Graph and Exchange are
-// throttled separately; it follows the server's Faults), injected faults and the page size.
+// throttled separately; it follows the server's Faults), injected faults and the page size. Of the server's
+// Faults, RTT (applied to every request by logged), ThrottleBudget/ThrottleBurst and ErrorRate (503 with
+// Retry-After) apply to Graph; ResetRate and TruncateRate are EXO-only.
 type graphFront struct {
 	mu       sync.Mutex
 	faults   *faultState

@@ -12,6 +12,8 @@ import (
 // with @odata.deltaLink ($deltatoken); the next round starts from the deltaLink and returns what changed since.
 // Tokens are self-contained: they carry the change sequence they stand for (graphmodel.go observe), the round's
 // position, the $select of the initial query, and the epoch ExpireDeltaTokens invalidates.
+// Not simulated: Prefer: return=minimal (changed objects always carry every selected property, which the
+// service also does by default), members@delta, and $filter=id eq '...' on delta.
 
 type deltaToken struct {
 	E int64    `json:"e"`           // epoch
