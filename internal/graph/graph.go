@@ -71,7 +71,6 @@ type Options struct {
 type Client struct {
 	sdk      *msgraphsdk.GraphServiceClient
 	adapter  *msgraphsdk.GraphRequestAdapter
-	base     string // https://host/v1.0
 	log      *zap.Logger
 	pageSize int32
 	store    DeltaStore
@@ -151,7 +150,7 @@ func New(opts Options) (*Client, error) {
 		ps = 999
 	}
 	return &Client{
-		sdk: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, base: base + "/v1.0", log: log,
+		sdk: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, log: log,
 		pageSize: int32(ps), store: opts.DeltaStore, rt: rt,
 		users: newDeltaState[userItem]("users"), groups: newDeltaState[groupItem]("groups"),
 		contacts: newDeltaState[contactItem]("contacts"),
