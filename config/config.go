@@ -55,6 +55,9 @@ type Tenant struct {
 	// CAFile is a PEM file of extra CA certificates to trust besides the system roots (the simulator's CA,
 	// a TLS-inspecting proxy).
 	CAFile string `yaml:"ca_file"`
+	// DNSServer (host:port) answers the audits' MX lookups instead of the system resolver: a split-horizon
+	// resolver that sees the public MX records, or the simulator's own DNS server.
+	DNSServer string `yaml:"dns_server"`
 }
 
 // EndpointOverrides replace a cloud's hosts; each is an https URL of a host (no path), empty = the cloud's.

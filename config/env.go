@@ -13,6 +13,7 @@ import (
 //	tenant.cloud               WORKER_TENANT_CLOUD
 //	tenant.endpoints.authority WORKER_TENANT_ENDPOINTS_AUTHORITY (and _GRAPH, _EXCHANGE)
 //	tenant.ca_file             WORKER_TENANT_CA_FILE
+//	tenant.dns_server          WORKER_TENANT_DNS_SERVER
 //	auth.method                WORKER_AUTH_METHOD
 //	auth.client_id             WORKER_AUTH_CLIENT_ID
 //	auth.client_secret_file    WORKER_AUTH_CLIENT_SECRET_FILE

@@ -149,6 +149,11 @@ func (v *validator) tenant() {
 	if t.CAFile != "" {
 		v.caFile("tenant.ca_file", t.CAFile)
 	}
+	if d := strings.TrimSpace(t.DNSServer); d != "" {
+		if host, port, err := net.SplitHostPort(d); err != nil || host == "" || port == "" {
+			v.add("tenant.dns_server", "%q is not host:port; use e.g. 10.0.0.53:53 (or leave it empty for the system resolver)", d)
+		}
+	}
 }
 
 // caFile checks that path is a readable PEM file holding at least one certificate.

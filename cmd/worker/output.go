@@ -26,6 +26,17 @@ type runDoc struct {
 	Aborted     bool        `json:"aborted,omitempty"`
 	AbortReason string      `json:"abort_reason,omitempty"`
 	Changes     []changeDoc `json:"changes"`
+	// Findings is set for audit jobs; `worker report` writes them with their on-premises fixes.
+	Findings []findingDoc `json:"findings,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
+}
+
+type findingDoc struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Object   string `json:"object"`
+	Identity string `json:"identity"`
+	Detail   string `json:"detail"`
 }
 
 type changeDoc struct {
@@ -49,6 +60,11 @@ func writeJSON(w io.Writer, s *jobs.Summary) error {
 			DisplayName: c.Object.DisplayName, Param: c.Param, From: c.From, To: c.To,
 			Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
 	}
+	for _, f := range s.Findings {
+		d.Findings = append(d.Findings, findingDoc{Rule: f.Rule, Severity: string(f.Severity), Object: f.Object.String(),
+			Identity: f.Object.ID, Detail: f.Detail})
+	}
+	d.Warnings = s.Warnings
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(d)
@@ -77,6 +93,18 @@ func writeText(w io.Writer, s *jobs.Summary) {
 	if listed > 0 {
 		fmt.Fprintln(w)
 	}
+	if len(s.Findings) > 0 {
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE\tSEVERITY\tOBJECT\tDETAIL")
+		for _, f := range s.Findings {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Rule, f.Severity, f.Object, f.Detail)
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(w, "\n%d finding(s). `worker report --job %s --format html|ps1|ldif` writes them with the on-premises fix for each.\n", len(s.Findings), s.Job)
+	}
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	fmt.Fprintf(w, "%s run %s (%s): in scope %d, planned %d, applied %d, failed %d, verified %d",
 		s.Job, s.RunID, s.Mode, s.InScope, s.Planned, s.Applied, s.Failed, s.Verified)
 	if s.Skipped > 0 {
@@ -90,8 +118,8 @@ func writeText(w io.Writer, s *jobs.Summary) {
 		fmt.Fprintln(w, "Dry run: nothing was written. Run again without --dry-run to apply these changes.")
 	case s.Mode == jobs.ModeReport && s.Planned > 0:
 		fmt.Fprintln(w, "Report mode: nothing was written (the job's mode is report in the configuration).")
-	case s.Planned == 0:
-		fmt.Fprintln(w, "Nothing to do: every object in scope already holds the target value.")
+	case s.Planned == 0 && len(s.Findings) == 0:
+		fmt.Fprintln(w, "Nothing to do: no object in scope needs a change.")
 	}
 }
 

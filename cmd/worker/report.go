@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/report"
-	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
 )
 
@@ -48,7 +45,7 @@ Formats:
   ldif   the same changes for ldifde -i
 
 MX records of the tenant's domains are looked up (an MEU forwarding to a domain whose MX already points at
-Exchange Online loops); --dns-server asks a given DNS server instead of the system resolver.`,
+Exchange Online loops); tenant.dns_server or --dns-server asks a given DNS server instead of the system resolver.`,
 		Example: `  worker report --sim --format html --out audit.html
   worker report --config worker.yaml --job meu-audit --job license-audit
   worker report --config worker.yaml --format ps1 --out fixes.ps1`,
@@ -83,39 +80,12 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	path := configPath(g.configFile)
-	dnsServer := f.dnsServer
-	if f.sim {
-		if path != "" {
-			return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
-		}
-		sc := sim.DefaultScenario()
-		defects := sim.DefaultDefects()
-		sc.Defects = &defects
-		srv, err := sim.Start(sim.Options{Scenario: &sc})
-		if err != nil {
-			return withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
-		}
-		defer func() { _ = srv.Close(); _ = os.RemoveAll(srv.Dir) }()
-		// The simulated tenant's domains resolve through a DNS server of their own on loopback, so the MX
-		// checks run the same code as against a real tenant without touching the network.
-		dns, err := mx.Serve(mx.Zone{MX: srv.Tenant().MXRecords()})
-		if err != nil {
-			return withCode(jobs.ExitUsage, err)
-		}
-		defer func() { _ = dns.Close() }()
-		if dnsServer == "" {
-			dnsServer = dns.Addr()
-		}
-		path = filepath.Join(srv.Dir, "worker.yaml")
-		if err := writeSimConfig(srv, path); err != nil {
-			return withCode(jobs.ExitUsage, err)
-		}
-		g.log.Info("simulated tenant started", zap.String("url", srv.URL), zap.String("tenant", srv.Creds.TenantDomain),
-			zap.Int("seeded_defects", len(srv.Tenant().GroundTruth())), zap.String("dns", dns.Addr()))
+	path, simT, err := configOrSim(g, f.sim, simSetup{})
+	if err != nil {
+		return err
 	}
-	if path == "" {
-		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	if simT != nil {
+		defer simT.Close()
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -133,11 +103,18 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return withCode(jobs.ExitUsage, err)
 	}
-	client, err := newEXOClient(cfg, g.log)
+	if f.dnsServer != "" {
+		cfg.Tenant.DNSServer = f.dnsServer
+	}
+	conn, err := connect(cfg, g.log, nil)
 	if err != nil {
 		return err
 	}
-	dir, err := newDirectoryReader(cfg, g.log, dnsServer)
+	client, err := conn.exo()
+	if err != nil {
+		return err
+	}
+	dir, err := conn.directory()
 	if err != nil {
 		return err
 	}

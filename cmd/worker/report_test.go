@@ -31,26 +31,15 @@ type auditBench struct {
 
 func newAuditBench(t *testing.T) *auditBench {
 	t.Helper()
-	sc := sim.DefaultScenario()
-	d := sim.DefaultDefects()
-	sc.Defects = &d
-	srv, err := sim.Start(sim.Options{Dir: t.TempDir(), Scenario: &sc})
+	// The same simulated tenant `report --sim` starts: default scenario, seeded defects, its own DNS server,
+	// and a configuration naming that DNS server as tenant.dns_server.
+	st, err := startSimTenant(simSetup{dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
-	dns, err := mx.Serve(mx.Zone{MX: srv.Tenant().MXRecords()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dns.Close() })
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "worker.yaml")
-	if err := writeSimConfig(srv, cfg); err != nil {
-		t.Fatal(err)
-	}
-	return &auditBench{srv: srv, dns: dns, cfg: cfg, dir: dir, tn: srv.Tenant(),
-		base: []string{"report", "--config", cfg, "--dns-server", dns.Addr(), "--log-level", "error", "--no-progress"}}
+	t.Cleanup(st.Close)
+	return &auditBench{srv: st.srv, dns: st.dns, cfg: st.config, dir: t.TempDir(), tn: st.srv.Tenant(),
+		base: []string{"report", "--config", st.config, "--log-level", "error", "--no-progress"}}
 }
 
 // report runs `worker report` with extra arguments, writing to a file it returns the content of.

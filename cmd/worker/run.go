@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
-	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/internal/daemon"
+	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
 )
 
@@ -22,6 +21,7 @@ type runFlags struct {
 	force      bool
 	output     string
 	noProgress bool
+	reason     string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -50,6 +50,7 @@ change more objects than jobs.<job>.max_changes or max_change_percent stops befo
 	fl.BoolVar(&f.force, "force", false, "lift the blast-radius limits for this run")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "do not draw a progress line on a terminal")
+	fl.StringVar(&f.reason, "reason", "", "why this run (recorded in the history)")
 	return cmd
 }
 
@@ -60,24 +61,12 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	path := configPath(g.configFile)
-	if f.sim {
-		if path != "" {
-			return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
-		}
-		srv, err := sim.Start(sim.Options{})
-		if err != nil {
-			return withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
-		}
-		defer func() { _ = srv.Close(); _ = os.RemoveAll(srv.Dir) }()
-		path = filepath.Join(srv.Dir, "worker.yaml")
-		if err := writeSimConfig(srv, path); err != nil {
-			return withCode(jobs.ExitUsage, err)
-		}
-		g.log.Info("simulated tenant started", zap.String("url", srv.URL), zap.String("tenant", srv.Creds.TenantDomain))
+	path, simT, err := configOrSim(g, f.sim, simSetup{})
+	if err != nil {
+		return err
 	}
-	if path == "" {
-		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	if simT != nil {
+		defer simT.Close()
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -91,39 +80,53 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return withCode(jobs.ExitUsage, err)
 	}
-	jc := cfg.Jobs[name]
-	mode := jobs.ModeRemediate
-	if jc.Mode != "" {
-		if mode, err = jobs.ParseMode(jc.Mode); err != nil {
-			return withCode(jobs.ExitUsage, fmt.Errorf("jobs.%s.mode: %w", name, err))
-		}
+	opts, err := jobOptions(cfg, job)
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
 	}
 	if f.dryRun {
-		mode = jobs.ModeDryRun
+		opts.Mode = jobs.ModeDryRun
 	}
-	opts := jobs.Options{Mode: mode, Force: f.force, JobConfigPath: "jobs." + name}
-	if jc.MaxChanges != nil {
-		opts.MaxChanges = *jc.MaxChanges
-	}
-	if jc.MaxChangePercent != nil {
-		opts.MaxChangePercent = *jc.MaxChangePercent
-	}
+	opts.Force = f.force
 	if f.maxChanges >= 0 {
 		opts.MaxChanges = f.maxChanges
 		opts.JobConfigPath = "--max-changes"
 	}
 
-	client, err := newEXOClient(cfg, g.log)
+	// A one-shot run is recorded and journalled like a scheduled one, under the job's lease, so `worker
+	// history` shows it, `worker revert` can undo it and it never overlaps a daemon running the same job.
+	st, err := store.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return withCode(jobs.ExitUsage, fmt.Errorf("store.path: %w", err))
+	}
+	defer func() { _ = st.Close() }()
+	conn, err := connect(cfg, g.log, nil)
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Log: g.log, Exceptions: configExceptions(cfg)} // exceptions bind one-shot runs too
+	client, err := conn.exo()
+	if err != nil {
+		return err
+	}
+	ex := &jobs.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	if job.Describe().NeedsDirectory {
+		if ex.Directory, err = conn.directory(); err != nil {
+			return err
+		}
+	}
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
-	sum, runErr := ex.Run(ctx, job, opts)
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("run")})
+	if err != nil {
+		return withCode(jobs.ExitUsage, err)
+	}
+	_, sum, runErr := d.RunNow(ctx, job, opts, f.reason, store.TriggerCLI)
 	if sum == nil {
-		return withCode(jobs.ExitUsage, runErr)
+		if runErr == nil {
+			runErr = errors.New("the run did not start")
+		}
+		return withCode(jobs.ExitFailed, runErr)
 	}
 	out := cmd.OutOrStdout()
 	if f.output == "json" {

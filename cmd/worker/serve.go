@@ -15,14 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/config"
-	"github.com/exo-worker/worker/exo"
-	"github.com/exo-worker/worker/internal/auth"
 	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/metrics"
 	"github.com/exo-worker/worker/internal/server"
@@ -81,35 +77,16 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	defer stopSignals()
 	out := cmd.OutOrStdout()
 
-	path := configPath(g.configFile)
-	if f.sim {
-		if path != "" {
-			return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
-		}
-		dir := f.simDir
-		if dir == "" {
-			d, err := os.MkdirTemp("", "exo-worker-serve-")
-			if err != nil {
-				return withCode(jobs.ExitUsage, err)
-			}
-			defer func() { _ = os.RemoveAll(d) }()
-			dir = d
-		}
-		srv, err := sim.Start(sim.Options{Dir: dir})
-		if err != nil {
-			return withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
-		}
-		defer func() { _ = srv.Close() }()
-		if path, err = writeServeSimConfig(srv); err != nil {
-			return withCode(jobs.ExitUsage, err)
-		}
-		fmt.Fprintf(out, "simulated tenant at %s\nconfiguration: %s\nserver token file: %s\n", srv.URL, path, filepath.Join(srv.Dir, "server-token"))
-		g.log.Info("simulated tenant started", zap.String("url", srv.URL), zap.String("config", path))
-	} else if f.simDir != "" {
+	if f.simDir != "" && !f.sim {
 		return withCode(jobs.ExitUsage, errors.New("--sim-dir needs --sim"))
 	}
-	if path == "" {
-		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	path, simT, err := configOrSim(g, f.sim, simSetup{dir: f.simDir, extra: serveSimSection})
+	if err != nil {
+		return err
+	}
+	if simT != nil {
+		defer simT.Close()
+		fmt.Fprintf(out, "simulated tenant at %s\nconfiguration: %s\nserver token file: %s\n", simT.srv.URL, path, filepath.Join(simT.srv.Dir, "server-token"))
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -136,7 +113,11 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	}
 	defer func() { _ = st.Close() }()
 	m := metrics.New(metrics.Options{})
-	client, cred, scope, err := newObservedEXOClient(cfg, g.log, m)
+	conn, err := connect(cfg, g.log, m)
+	if err != nil {
+		return err
+	}
+	client, err := conn.exo()
 	if err != nil {
 		return err
 	}
@@ -144,7 +125,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
 	// Audits read Graph; building the reader makes no request, so it is wired whether or not one is scheduled
 	// (any job can be triggered through the API).
-	if ex.Directory, err = newDirectoryReader(cfg, g.log, ""); err != nil {
+	if ex.Directory, err = conn.directory(); err != nil {
 		return err
 	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
@@ -167,11 +148,8 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		Runner:   d,
 		Runs:     st,
 		Ready: server.Checks{
-			"store": st.Ping,
-			"exo-token": func(ctx context.Context) error {
-				_, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
-				return err
-			},
+			"store":     st.Ping,
+			"exo-token": conn.tokenCheck,
 		},
 		Metrics:       m,
 		ShutdownGrace: 2 * time.Second,
@@ -214,9 +192,9 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	return withCode(jobs.ExitFailed, failed)
 }
 
-// writeServeSimConfig writes the simulator's worker configuration plus a server token and a sample alert
-// trigger, so the whole daemon (API, webhooks, status page) works against the simulator out of the box.
-func writeServeSimConfig(s *sim.Server) (string, error) {
+// serveSimSection is the part of the simulator's configuration only the daemon needs: a server token and a
+// sample alert trigger, so the API, webhooks and status page work against the simulator out of the box.
+func serveSimSection(s *sim.Server) (string, error) {
 	tokenFile := filepath.Join(s.Dir, "server-token")
 	if _, err := os.Stat(tokenFile); errors.Is(err, os.ErrNotExist) {
 		b := make([]byte, 32)
@@ -225,7 +203,7 @@ func writeServeSimConfig(s *sim.Server) (string, error) {
 			return "", fmt.Errorf("write server token: %w", err)
 		}
 	}
-	yaml := simConfigYAML(s) + fmt.Sprintf(`server:
+	return fmt.Sprintf(`server:
   token_file: %s
 triggers:
   # An Alertmanager alert named MEURichTextDrift reruns meu-richtext on the object ids in its object_ids label
@@ -234,15 +212,9 @@ triggers:
     match: {alertname: MEURichTextDrift}
     job: meu-richtext
     object_label: object_ids
-`, tokenFile)
-	path := filepath.Join(s.Dir, "worker.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return "", fmt.Errorf("write simulator config: %w", err)
-	}
-	return path, nil
+`, tokenFile), nil
 }
 
-// applyScheduleFlags applies --schedule JOB=SPEC overrides.
 func applyScheduleFlags(cfg *config.Config, reg *jobs.Registry, flags []string) error {
 	for _, fl := range flags {
 		name, spec, ok := strings.Cut(fl, "=")
@@ -286,42 +258,6 @@ func jobSpecs(cfg *config.Config, reg *jobs.Registry) ([]daemon.JobSpec, error) 
 	return specs, nil
 }
 
-// jobOptions are a job's mode and blast radius from jobs.<job>. A job with no mode configured runs in its
-// safe default: remediation jobs remediate (as `worker run` does), audits report.
-func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
-	name := j.Name()
-	jc := cfg.Jobs[name]
-	mode := jobs.ModeRemediate
-	if j.Describe().Kind == jobs.KindAudit {
-		mode = jobs.ModeReport
-	}
-	if jc.Mode != "" {
-		m, err := jobs.ParseMode(jc.Mode)
-		if err != nil {
-			return jobs.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
-		}
-		mode = m
-	}
-	opts := jobs.Options{Mode: mode, JobConfigPath: "jobs." + name}
-	if jc.MaxChanges != nil {
-		opts.MaxChanges = *jc.MaxChanges
-	}
-	if jc.MaxChangePercent != nil {
-		opts.MaxChangePercent = *jc.MaxChangePercent
-	}
-	return opts, nil
-}
-
-// configExceptions converts the exceptions: section for the executor.
-func configExceptions(cfg *config.Config) []jobs.Exception {
-	out := make([]jobs.Exception, len(cfg.Exceptions))
-	for i, x := range cfg.Exceptions {
-		out[i] = jobs.Exception{Object: x.Object, Jobs: x.Jobs, Owner: x.Owner, Reason: x.Reason,
-			Expires: x.Expires.Time, ConfigPath: fmt.Sprintf("exceptions[%d]", i)}
-	}
-	return out
-}
-
 // configTriggers converts the triggers: section for the HTTP server.
 func configTriggers(cfg *config.Config) []server.TriggerRule {
 	out := make([]server.TriggerRule, len(cfg.Triggers))
@@ -329,40 +265,6 @@ func configTriggers(cfg *config.Config) []server.TriggerRule {
 		out[i] = server.TriggerRule{Source: t.Source, Match: t.Match, Job: t.Job, ObjectLabel: t.ObjectLabel}
 	}
 	return out
-}
-
-// newObservedEXOClient is newEXOClient with every HTTP request counted in the metrics (by service and
-// status), and the credential and scope returned for the readiness check.
-func newObservedEXOClient(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*exo.Client, azcore.TokenCredential, string, error) {
-	ep, err := cfg.Tenant.Resolve()
-	if err != nil {
-		return nil, nil, "", withCode(jobs.ExitUsage, err)
-	}
-	hc, err := auth.HTTPClient(cfg)
-	if err != nil {
-		return nil, nil, "", withCode(jobs.ExitUsage, err)
-	}
-	hc = observed(hc, ep, m)
-	cred, err := auth.NewCredential(cfg, hc, log)
-	if err != nil {
-		return nil, nil, "", withCode(jobs.ExitUsage, err)
-	}
-	c, err := exo.New(exo.Options{
-		BaseURL:           ep.ExchangeURL,
-		Tenant:            cfg.Tenant.ID,
-		Credential:        cred,
-		Scope:             ep.ExchangeScope,
-		HTTPClient:        hc,
-		MaxConcurrency:    cfg.EXO.MaxConcurrency,
-		RequestsPerSecond: cfg.EXO.RequestsPerSecond,
-		MaxRetries:        cfg.EXO.MaxRetries,
-		PageSize:          cfg.EXO.PageSize,
-		Logger:            log.Named("exo"),
-	})
-	if err != nil {
-		return nil, nil, "", withCode(jobs.ExitUsage, err)
-	}
-	return c, cred, ep.ExchangeScope, nil
 }
 
 // observed wraps hc's transport so that each request is counted by service: exo for the admin API, graph,

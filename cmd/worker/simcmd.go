@@ -20,6 +20,7 @@ type simFlags struct {
 	scenario    sim.Scenario
 	faults      sim.Faults
 	encoding    string
+	defects     bool
 }
 
 func newSimCmd(g *globals) *cobra.Command {
@@ -42,22 +43,31 @@ points at it, CA included, so other worker commands can run against it:
 Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test bench for throttling and retries.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := sim.Start(sim.Options{Listen: f.listen, Dir: f.dir, Scenario: &f.scenario,
-				Faults: f.faults, DetailEncoding: f.encoding})
+			sc := f.scenario
+			if f.defects {
+				d := sim.DefaultDefects()
+				sc.Defects = &d
+			}
+			st, err := startSimTenant(simSetup{dir: f.dir, listen: f.listen, scenario: &sc, faults: f.faults, encoding: f.encoding})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			srv := st.srv
+			yaml, err := os.ReadFile(st.config)
 			if err != nil {
 				return withCode(jobs.ExitUsage, err)
 			}
-			defer func() { _ = srv.Close() }()
 			if f.writeConfig != "" {
-				if err := writeSimConfig(srv, f.writeConfig); err != nil {
-					return withCode(jobs.ExitUsage, err)
+				if err := os.WriteFile(f.writeConfig, yaml, 0o600); err != nil {
+					return withCode(jobs.ExitUsage, fmt.Errorf("--write-config: %w", err))
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "simulated tenant at %s; configuration written to %s\n", srv.URL, f.writeConfig)
 			} else {
-				fmt.Fprint(cmd.OutOrStdout(), simConfigYAML(srv))
+				fmt.Fprint(cmd.OutOrStdout(), string(yaml))
 			}
 			g.log.Info("simulated tenant serving", zap.String("url", srv.URL), zap.String("ca_file", srv.CAFile),
-				zap.String("tenant", srv.Creds.TenantDomain))
+				zap.String("tenant", srv.Creds.TenantDomain), zap.String("dns", st.dns.Addr()))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
@@ -81,7 +91,8 @@ Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test benc
 	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of requests answered with a transient 5xx (0..1)")
 	fl.Float64Var(&f.faults.ResetRate, "reset-rate", 0, "share of connections reset without an answer (0..1)")
 	fl.Float64Var(&f.faults.TruncateRate, "truncate-rate", 0, "share of answers cut off half-way (0..1)")
-	fl.StringVar(&f.encoding, "detail-encoding", "pipe", "error detail encoding: pipe or json")
+	fl.StringVar(&f.encoding, "detail-encoding", "pipe", "error detail encoding: pipe, json, or auto (follow the request's X-ResponseFormat)")
+	fl.BoolVar(&f.defects, "defects", false, "seed the audit defects and traps (users, licences, addresses, MX) into the scenario")
 	cmd.AddCommand(serve)
 	return cmd
 }

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/config"
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/auth"
 	"github.com/exo-worker/worker/internal/graph"
+	"github.com/exo-worker/worker/internal/metrics"
 	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
@@ -51,9 +57,19 @@ func newRegistry(cfg *config.Config) (*jobs.Registry, error) {
 	return jobs.NewRegistry(append([]jobs.Job{rt}, jobs.Audits()...)...)
 }
 
-// newGraphClient wires credentials and the Graph client (the directory reader audits need) from the
-// configuration.
-func newGraphClient(cfg *config.Config, log *zap.Logger) (*graph.Client, error) {
+// tenantConn is what every command needs to talk to one tenant: the resolved endpoints, an HTTP client that
+// trusts tenant.ca_file (and counts requests in the metrics when there are any), and one credential that
+// both the EXO and the Graph client use, so a token is fetched once per resource.
+type tenantConn struct {
+	cfg  *config.Config
+	ep   config.Endpoints
+	hc   *http.Client
+	cred azcore.TokenCredential
+	log  *zap.Logger
+}
+
+// connect builds the tenant connection from the configuration; m may be nil (no metrics).
+func connect(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*tenantConn, error) {
 	ep, err := cfg.Tenant.Resolve()
 	if err != nil {
 		return nil, withCode(jobs.ExitUsage, err)
@@ -62,59 +78,203 @@ func newGraphClient(cfg *config.Config, log *zap.Logger) (*graph.Client, error) 
 	if err != nil {
 		return nil, withCode(jobs.ExitUsage, err)
 	}
+	if m != nil {
+		hc = observed(hc, ep, m)
+	}
 	cred, err := auth.NewCredential(cfg, hc, log)
 	if err != nil {
 		return nil, withCode(jobs.ExitUsage, err)
 	}
-	c, err := graph.New(graph.Options{BaseURL: ep.GraphURL, Scopes: []string{ep.GraphScope}, Credential: cred,
-		HTTPClient: hc, Logger: log.Named("graph")})
+	return &tenantConn{cfg: cfg, ep: ep, hc: hc, cred: cred, log: log}, nil
+}
+
+// exo returns the Exchange Online admin API client.
+func (t *tenantConn) exo() (*exo.Client, error) {
+	c, err := exo.New(exo.Options{
+		BaseURL:           t.ep.ExchangeURL,
+		Tenant:            t.cfg.Tenant.ID,
+		Credential:        t.cred,
+		Scope:             t.ep.ExchangeScope,
+		HTTPClient:        t.hc,
+		MaxConcurrency:    t.cfg.EXO.MaxConcurrency,
+		RequestsPerSecond: t.cfg.EXO.RequestsPerSecond,
+		MaxRetries:        t.cfg.EXO.MaxRetries,
+		PageSize:          t.cfg.EXO.PageSize,
+		Logger:            t.log.Named("exo"),
+	})
 	if err != nil {
 		return nil, withCode(jobs.ExitUsage, err)
 	}
 	return c, nil
 }
 
-// newDirectoryReader is what an executor running audits needs: Graph's view of the directory, with the MX
-// records of the tenant's domains resolved through dnsServer ("" = the system resolver).
-func newDirectoryReader(cfg *config.Config, log *zap.Logger, dnsServer string) (jobs.DirectoryReader, error) {
-	gc, err := newGraphClient(cfg, log)
+// directory is what an executor running audits needs: Graph's view of the directory, with the MX records of
+// the tenant's domains resolved through tenant.dns_server (empty: the system resolver). Building it sends
+// no request.
+func (t *tenantConn) directory() (jobs.DirectoryReader, error) {
+	gc, err := graph.New(graph.Options{BaseURL: t.ep.GraphURL, Scopes: []string{t.ep.GraphScope}, Credential: t.cred,
+		HTTPClient: t.hc, Logger: t.log.Named("graph")})
+	if err != nil {
+		return nil, withCode(jobs.ExitUsage, err)
+	}
+	return jobs.WithMX(gc, &mx.Resolver{Server: t.cfg.Tenant.DNSServer}), nil
+}
+
+// tokenCheck asks for an EXO token: the readiness probe of the daemon.
+func (t *tenantConn) tokenCheck(ctx context.Context) error {
+	_, err := t.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{t.ep.ExchangeScope}})
+	return err
+}
+
+// newEXOClient is connect + exo for callers that need nothing else.
+func newEXOClient(cfg *config.Config, log *zap.Logger) (*exo.Client, error) {
+	t, err := connect(cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}
-	return jobs.WithMX(gc, &mx.Resolver{Server: dnsServer}), nil
+	return t.exo()
 }
 
-// newEXOClient wires credentials and the admin API client from the configuration.
-func newEXOClient(cfg *config.Config, log *zap.Logger) (*exo.Client, error) {
-	ep, err := cfg.Tenant.Resolve()
-	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+// jobOptions are a job's mode and blast radius from jobs.<job>. A job with no mode configured runs in its
+// safe default: remediation jobs remediate, audits report.
+func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
+	name := j.Name()
+	jc := cfg.Jobs[name]
+	mode := jobs.ModeRemediate
+	if j.Describe().Kind == jobs.KindAudit {
+		mode = jobs.ModeReport
 	}
-	hc, err := auth.HTTPClient(cfg)
-	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+	if jc.Mode != "" {
+		m, err := jobs.ParseMode(jc.Mode)
+		if err != nil {
+			return jobs.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
+		}
+		mode = m
 	}
-	cred, err := auth.NewCredential(cfg, hc, log)
-	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+	opts := jobs.Options{Mode: mode, JobConfigPath: "jobs." + name}
+	if jc.MaxChanges != nil {
+		opts.MaxChanges = *jc.MaxChanges
 	}
-	return exo.New(exo.Options{
-		BaseURL:           ep.ExchangeURL,
-		Tenant:            cfg.Tenant.ID,
-		Credential:        cred,
-		Scope:             ep.ExchangeScope,
-		HTTPClient:        hc,
-		MaxConcurrency:    cfg.EXO.MaxConcurrency,
-		RequestsPerSecond: cfg.EXO.RequestsPerSecond,
-		MaxRetries:        cfg.EXO.MaxRetries,
-		PageSize:          cfg.EXO.PageSize,
-		Logger:            log.Named("exo"),
-	})
+	if jc.MaxChangePercent != nil {
+		opts.MaxChangePercent = *jc.MaxChangePercent
+	}
+	return opts, nil
+}
+
+// configExceptions converts the exceptions: section for the executor.
+func configExceptions(cfg *config.Config) []jobs.Exception {
+	out := make([]jobs.Exception, len(cfg.Exceptions))
+	for i, x := range cfg.Exceptions {
+		out[i] = jobs.Exception{Object: x.Object, Jobs: x.Jobs, Owner: x.Owner, Reason: x.Reason,
+			Expires: x.Expires.Time, ConfigPath: fmt.Sprintf("exceptions[%d]", i)}
+	}
+	return out
+}
+
+// simTenant is a simulated tenant with its own DNS server (for the audits' MX lookups), and the worker
+// configuration that points at both. `run --sim`, `report --sim` and `serve --sim` all start one.
+type simTenant struct {
+	srv    *sim.Server
+	dns    *mx.Server
+	config string // path of the written worker.yaml
+	ownDir bool   // remove the directory on Close
+}
+
+// simSetup says how to start a simTenant. The zero value is the embedded default: the default scenario with
+// its seeded audit defects, in a temporary directory removed on Close.
+type simSetup struct {
+	dir      string
+	listen   string
+	scenario *sim.Scenario
+	faults   sim.Faults
+	encoding string
+	// extra, if set, returns YAML appended to the configuration (serve adds its server section).
+	extra func(*sim.Server) (string, error)
+}
+
+func startSimTenant(o simSetup) (*simTenant, error) {
+	st := &simTenant{}
+	if o.dir == "" {
+		d, err := os.MkdirTemp("", "exo-sim-")
+		if err != nil {
+			return nil, withCode(jobs.ExitUsage, err)
+		}
+		o.dir, st.ownDir = d, true
+	}
+	sc := o.scenario
+	if sc == nil {
+		d := sim.DefaultScenario()
+		defects := sim.DefaultDefects()
+		d.Defects = &defects
+		sc = &d
+	}
+	srv, err := sim.Start(sim.Options{Dir: o.dir, Listen: o.listen, Scenario: sc, Faults: o.faults, DetailEncoding: o.encoding})
+	if err != nil {
+		st.Close()
+		return nil, withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
+	}
+	st.srv = srv
+	// The simulated domains resolve through a DNS server of their own on loopback, so the MX checks run the
+	// same code as against a real tenant without touching the network.
+	if st.dns, err = mx.Serve(mx.Zone{MX: srv.Tenant().MXRecords()}); err != nil {
+		st.Close()
+		return nil, withCode(jobs.ExitUsage, fmt.Errorf("start the simulated DNS server: %w", err))
+	}
+	yaml := simConfigYAML(srv, st.dns.Addr())
+	if o.extra != nil {
+		more, err := o.extra(srv)
+		if err != nil {
+			st.Close()
+			return nil, withCode(jobs.ExitUsage, err)
+		}
+		yaml += more
+	}
+	st.config = filepath.Join(srv.Dir, "worker.yaml")
+	if err := os.WriteFile(st.config, []byte(yaml), 0o600); err != nil {
+		st.Close()
+		return nil, withCode(jobs.ExitUsage, fmt.Errorf("write simulator config: %w", err))
+	}
+	return st, nil
+}
+
+// Close stops the simulator and its DNS server, and removes a temporary directory.
+func (t *simTenant) Close() {
+	if t.dns != nil {
+		_ = t.dns.Close()
+	}
+	if t.srv != nil {
+		_ = t.srv.Close()
+		if t.ownDir {
+			_ = os.RemoveAll(t.srv.Dir)
+		}
+	}
+}
+
+// configOrSim returns the configuration path for a command that accepts --sim: with --sim a simulated
+// tenant is started (the caller closes it), otherwise --config or WORKER_CONFIG.
+func configOrSim(g *globals, useSim bool, o simSetup) (string, *simTenant, error) {
+	path := configPath(g.configFile)
+	if !useSim {
+		if path == "" {
+			return "", nil, withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+		}
+		return path, nil, nil
+	}
+	if path != "" {
+		return "", nil, withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+	}
+	st, err := startSimTenant(o)
+	if err != nil {
+		return "", nil, err
+	}
+	g.log.Info("simulated tenant started", zap.String("url", st.srv.URL), zap.String("tenant", st.srv.Creds.TenantDomain),
+		zap.String("dns", st.dns.Addr()), zap.Int("seeded_defects", len(st.srv.Tenant().GroundTruth())))
+	return st.config, st, nil
 }
 
 // simConfigYAML is the configuration that points the worker at a running simulated tenant. It is written
 // as YAML and read back through config.Load, so `--sim` exercises the same path as a real tenant.
-func simConfigYAML(s *sim.Server) string {
+func simConfigYAML(s *sim.Server, dnsServer string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by "worker sim serve": points the worker at the simulated tenant at %s.
 # Nothing here reaches Microsoft: authority, Graph and Exchange endpoints are all the simulator.
@@ -126,6 +286,7 @@ tenant:
     graph: %s
     exchange: %s
   ca_file: %s
+  dns_server: %s
 auth:
   method: secret
   client_id: %s
@@ -140,15 +301,7 @@ jobs:
     # On a real tenant keep the defaults, review with --dry-run and lift the limit with --force once.
     max_changes: 100000
     max_change_percent: 100
-`, s.URL, s.Creds.TenantID, s.URL, s.URL, s.URL, s.CAFile, s.Creds.ClientID, s.Creds.SecretFile,
+`, s.URL, s.Creds.TenantID, s.URL, s.URL, s.URL, s.CAFile, dnsServer, s.Creds.ClientID, s.Creds.SecretFile,
 		filepath.Join(s.Dir, "worker.db"))
 	return b.String()
-}
-
-// writeSimConfig writes simConfigYAML to path with owner-only permissions.
-func writeSimConfig(s *sim.Server, path string) error {
-	if err := os.WriteFile(path, []byte(simConfigYAML(s)), 0o600); err != nil {
-		return fmt.Errorf("write simulator config: %w", err)
-	}
-	return nil
 }
