@@ -80,21 +80,12 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	path, simT, err := configOrSim(g, f.sim, simSetup{})
+	su, err := loadSetup(g, f.sim, simSetup{})
 	if err != nil {
 		return err
 	}
-	if simT != nil {
-		defer simT.Close()
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return err
-	}
-	reg, err := newRegistry(cfg)
-	if err != nil {
-		return err
-	}
+	defer su.close()
+	cfg, reg := su.cfg, su.reg
 	audits, err := selectAudits(reg, f.jobs)
 	if err != nil {
 		return withCode(jobs.ExitUsage, err)

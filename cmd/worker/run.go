@@ -61,21 +61,12 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	path, simT, err := configOrSim(g, f.sim, simSetup{})
+	su, err := loadSetup(g, f.sim, simSetup{})
 	if err != nil {
 		return err
 	}
-	if simT != nil {
-		defer simT.Close()
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return err
-	}
-	reg, err := newRegistry(cfg)
-	if err != nil {
-		return err
-	}
+	defer su.close()
+	cfg, reg := su.cfg, su.reg
 	job, err := reg.Get(name)
 	if err != nil {
 		return withCode(jobs.ExitUsage, err)

@@ -80,22 +80,12 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if f.simDir != "" && !f.sim {
 		return withCode(jobs.ExitUsage, errors.New("--sim-dir needs --sim"))
 	}
-	path, simT, err := configOrSim(g, f.sim, simSetup{dir: f.simDir, extra: serveSimSection})
+	su, err := loadSetup(g, f.sim, simSetup{dir: f.simDir, extra: serveSimSection})
 	if err != nil {
 		return err
 	}
-	if simT != nil {
-		defer simT.Close()
-		fmt.Fprintf(out, "simulated tenant at %s\nconfiguration: %s\nserver token file: %s\n", simT.srv.URL, path, filepath.Join(simT.srv.Dir, "server-token"))
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return err
-	}
-	reg, err := newRegistry(cfg)
-	if err != nil {
-		return err
-	}
+	defer su.close()
+	cfg, reg := su.cfg, su.reg
 	if err := applyScheduleFlags(cfg, reg, f.schedules); err != nil {
 		return withCode(jobs.ExitUsage, err)
 	}

@@ -250,26 +250,48 @@ func (t *simTenant) Close() {
 	}
 }
 
-// configOrSim returns the configuration path for a command that accepts --sim: with --sim a simulated
-// tenant is started (the caller closes it), otherwise --config or WORKER_CONFIG.
-func configOrSim(g *globals, useSim bool, o simSetup) (string, *simTenant, error) {
+// setup is what a command that runs jobs starts from: the validated configuration, the job library built
+// from it, and with --sim the simulated tenant it points at (closed by close).
+type setup struct {
+	cfg *config.Config
+	reg *jobs.Registry
+	sim *simTenant // nil without --sim
+}
+
+func (s *setup) close() {
+	if s.sim != nil {
+		s.sim.Close()
+	}
+}
+
+// loadSetup reads --config (or WORKER_CONFIG), or with --sim starts a simulated tenant and reads the
+// configuration written for it; then validates it and builds the job library.
+func loadSetup(g *globals, useSim bool, o simSetup) (*setup, error) {
 	path := configPath(g.configFile)
-	if !useSim {
-		if path == "" {
-			return "", nil, withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+	s := &setup{}
+	switch {
+	case useSim && path != "":
+		return nil, withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+	case useSim:
+		st, err := startSimTenant(o)
+		if err != nil {
+			return nil, err
 		}
-		return path, nil, nil
+		s.sim, path = st, st.config
+		g.log.Info("simulated tenant started", zap.String("url", st.srv.URL), zap.String("tenant", st.srv.Creds.TenantDomain),
+			zap.String("dns", st.dns.Addr()), zap.Int("seeded_defects", len(st.srv.Tenant().GroundTruth())))
+	case path == "":
+		return nil, withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
 	}
-	if path != "" {
-		return "", nil, withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+	var err error
+	if s.cfg, err = loadConfig(path); err == nil {
+		s.reg, err = newRegistry(s.cfg)
 	}
-	st, err := startSimTenant(o)
 	if err != nil {
-		return "", nil, err
+		s.close()
+		return nil, err
 	}
-	g.log.Info("simulated tenant started", zap.String("url", st.srv.URL), zap.String("tenant", st.srv.Creds.TenantDomain),
-		zap.String("dns", st.dns.Addr()), zap.Int("seeded_defects", len(st.srv.Tenant().GroundTruth())))
-	return st.config, st, nil
+	return s, nil
 }
 
 // simConfigYAML is the configuration that points the worker at a running simulated tenant. It is written
