@@ -85,6 +85,9 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		return err
 	}
 	defer su.close()
+	if su.sim != nil {
+		fmt.Fprintf(out, "simulated tenant at %s\nconfiguration: %s\nserver token file: %s\n", su.sim.srv.URL, su.sim.config, filepath.Join(su.sim.srv.Dir, "server-token"))
+	}
 	cfg, reg := su.cfg, su.reg
 	if err := applyScheduleFlags(cfg, reg, f.schedules); err != nil {
 		return withCode(jobs.ExitUsage, err)
