@@ -71,10 +71,14 @@ from cloud mailboxes reach users who are still on-premises as rich invites, not 
 
 Try it without a tenant: the --sim flag starts a simulated tenant in-process.
 
-  worker run meu-richtext --sim --dry-run    # show what would change
-  worker run meu-richtext --sim              # fix and verify
-  worker jobs                                # the job library
+  worker run meu-richtext --sim --dry-run          # show what would change
+  worker run meu-richtext --sim                    # fix and verify
+  worker report --sim --format html --out a.html   # audit: what sync got wrong, with the AD fix for each
+  worker jobs                                      # the job library
   worker config validate --config worker.yaml
+
+Against a real tenant, the same commands take --config FILE instead of --sim (README: "Against a real
+tenant"). "worker serve" runs the jobs on their schedules, with an HTTP API, alert webhooks and metrics.
 
 Exit codes: 0 all done, 1 usage or configuration error, 2 some objects failed, 3 run aborted
 (blast radius or circuit breaker; nothing or not everything was written).`,

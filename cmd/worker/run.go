@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/exo-worker/worker/internal/auth"
 	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
@@ -116,6 +117,11 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if sum == nil {
 		if runErr == nil {
 			runErr = errors.New("the run did not start")
+		}
+		// A credential the tenant refuses is a configuration problem (exit 1), not a failed object.
+		var ae *auth.Error
+		if errors.As(runErr, &ae) {
+			return withCode(jobs.ExitUsage, runErr)
 		}
 		return withCode(jobs.ExitFailed, runErr)
 	}

@@ -202,3 +202,46 @@ func TestRunUsageErrorsExit1(t *testing.T) {
 		})
 	}
 }
+
+func TestRunWithWrongSecretSaysWhichTenantAndClient(t *testing.T) {
+	_, cfg := simProcess(t)
+	bad := filepath.Join(t.TempDir(), "bad.secret")
+	if err := os.WriteFile(bad, []byte("not-the-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenant, client string
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), ": ")
+		switch k {
+		case "id":
+			tenant = v
+		case "client_id":
+			client = v
+		case "client_secret_file":
+			l = "  client_secret_file: " + bad
+		}
+		lines = append(lines, l)
+	}
+	badCfg := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badCfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runAll(t, "run", "meu-richtext", "--config", badCfg)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (a refused credential is a configuration problem)", code)
+	}
+	msg := out + stderr
+	for _, want := range []string{tenant, client, "AADSTS7000215", "auth.client_secret_file"} {
+		if want == "" || !strings.Contains(msg, want) {
+			t.Errorf("message does not name %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "goroutine ") || strings.Contains(msg, "not-the-secret") {
+		t.Errorf("stack trace or the secret itself in the output:\n%s", msg)
+	}
+}

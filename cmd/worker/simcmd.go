@@ -26,7 +26,7 @@ type simFlags struct {
 func newSimCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "The simulated tenant: Entra token endpoint and Exchange Online admin API over HTTPS",
+		Short: "The simulated tenant: Entra, Exchange Online admin API and Graph over HTTPS",
 	}
 	f := &simFlags{scenario: sim.DefaultScenario()}
 	serve := &cobra.Command{
