@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file is the simulator's OPATH (-Filter) parser and evaluator, per research/exo-protocol.md §4.3–§4.4:
@@ -61,24 +62,29 @@ func lexOPATH(s string) ([]token, *opathSyntaxError) {
 		case c == ')':
 			toks = append(toks, token{tRParen, ")", i})
 			i++
-		case c == '\'' || c == '"':
+		case c == '"' || isSingleQuoteAt(s, i):
+			// PowerShell (whose tokenizer reads OPATH text) treats the typographic ‘ ’ ‚ ‛ as single quotes
+			// too; a quote character doubled inside the literal stands for itself.
 			start := i
+			double := c == '"'
 			var b strings.Builder
-			i++
+			_, w := utf8.DecodeRuneInString(s[i:])
+			i += w
 			closed := false
 			for i < len(s) {
-				if s[i] == c {
-					if i+1 < len(s) && s[i+1] == c { // doubled quote = one literal quote
-						b.WriteByte(c)
-						i += 2
+				r, w := utf8.DecodeRuneInString(s[i:])
+				if (double && r == '"') || (!double && isSingleQuote(r)) {
+					if next, w2 := utf8.DecodeRuneInString(s[i+w:]); i+w < len(s) && next == r {
+						b.WriteRune(r)
+						i += w + w2
 						continue
 					}
-					i++
+					i += w
 					closed = true
 					break
 				}
-				b.WriteByte(s[i])
-				i++
+				b.WriteString(s[i : i+w])
+				i += w
 			}
 			if !closed {
 				return nil, &opathSyntaxError{filter: s, pos: start, reason: "unterminated string"}
@@ -682,4 +688,14 @@ func (f *compiledFilter) match(o *Object) bool {
 		return true
 	}
 	return matchOPATH(f.expr, o)
+}
+
+// isSingleQuote reports whether r is one of the characters PowerShell reads as a single quote.
+func isSingleQuote(r rune) bool {
+	return r == '\'' || r == '\u2018' || r == '\u2019' || r == '\u201a' || r == '\u201b'
+}
+
+func isSingleQuoteAt(s string, i int) bool {
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return isSingleQuote(r)
 }

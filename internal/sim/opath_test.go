@@ -29,7 +29,7 @@ func opathObjects() map[string]*Object {
 			ID: "bbbbbbbb-5a7d-4c1b-9e0f-1a2b3c4d5e6f", Name: "Ben Smith", Alias: "ben", DisplayName: "Ben Smith",
 			RecipientType: "UserMailbox", RecipientTypeDetails: "UserMailbox", IsDirSynced: true,
 			PrimarySmtpAddress: "ben@contoso.com", EmailAddresses: []string{"SMTP:ben@contoso.com", "smtp:b.smith@contoso.com"},
-			WhenCreated: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC),
+			WhenCreated: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC), CustomAttributes: [15]string{2: "Ben O\u2019Connor"},
 		},
 	}
 }
@@ -82,6 +82,10 @@ func TestOPATHMatch(t *testing.T) {
 		{"{ Alias -eq 'ben' }", "mailbox"},
 		{"  Alias   -eq   ben  ", "mailbox"},
 		{"UserPrincipalName -like 'jane*'", "jane"},
+		// PowerShell's typographic single quotes delimit literals too, and double inside them.
+		{"Alias -eq \u2018jane.obrien\u2019", "jane"},
+		{"DisplayName -eq \u2018Jane O''Brien\u2019", "jane"},
+		{"CustomAttribute3 -eq 'Ben O\u2019\u2019Connor'", "mailbox"},
 	} {
 		t.Run(tc.filter, func(t *testing.T) {
 			f, err := compileFilter(tc.filter, "Get-MailUser")
