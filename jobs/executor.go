@@ -101,6 +101,12 @@ type Executor struct {
 	Journal Journal
 	// Exceptions keep objects out of reach of jobs (exceptions.go); enforced in every mode.
 	Exceptions []Exception
+	// ReadBackRetries and ReadBackDelay: a read-back that still shows the old value, or misses the object, is
+	// repeated up to ReadBackRetries times (default 3; negative: never), waiting ReadBackDelay (default 2 s),
+	// doubled each time, before the change is called failed. Exchange Online may answer a read from a domain
+	// controller the write has not replicated to yet.
+	ReadBackRetries int
+	ReadBackDelay   time.Duration
 	// StopGrace bounds how long writes already sent, their journal outcomes and the read-back may go on
 	// after the run's context is cancelled (default 30s). Cancelling stops the next chunk from being sent;
 	// a $batch in flight is allowed to finish so that its outcome is known rather than left to reconcile.
@@ -150,6 +156,8 @@ type ChangeResult struct {
 	Err error `json:"-"`
 
 	entry int64 // journal entry id, 0 when not journalled
+	// lagging marks a read-back that disagreed in a way replication lag could explain: read again.
+	lagging bool
 }
 
 // Exit codes of a run, shared by the CLI and the daemon's status.
@@ -477,7 +485,9 @@ func skipFrom(s *Summary, from int, why string) {
 
 // readBack reads every applied object again and checks it holds the value the run wrote. When many objects
 // changed it re-runs the job's own query (a few pages of 1,000) instead of one Get per object: the same
-// read-back for a fraction of the throttle budget.
+// read-back for a fraction of the throttle budget. An object that still shows its old value (or is missing)
+// is read again a few times before the change is called failed: Exchange Online may answer from a domain
+// controller the write has not replicated to yet.
 func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
 	var idx []int
 	for i, cr := range s.Changes {
@@ -498,25 +508,74 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
 		defer e.Progress.Done()
 	}
 	pages := s.InScope/1000 + 1
+	listed := false
 	if len(reads) == 1 && pages < len(idx) {
-		if seen, err := e.listForReadBack(ctx, reads[0], s.Changes, idx); err == nil {
+		seen, err := e.listForReadBack(ctx, reads[0], s.Changes, idx)
+		if err == nil {
+			listed = true
 			for _, i := range idx {
 				cr := &s.Changes[i]
-				obj, ok := seen[strings.ToLower(cr.Object.ID)]
-				if !ok {
+				if obj, ok := seen[strings.ToLower(cr.Object.ID)]; ok {
+					verify(cr, obj)
+				} else {
 					cr.Status, cr.Error = StatusUnverified, "written, but the object was not found when read back (deleted, or no longer in scope)"
-					continue
+					cr.lagging = true
 				}
-				verify(cr, obj)
 			}
 			if e.Progress != nil {
 				e.Progress.Add(len(idx))
 			}
-			return
 		} else {
 			e.log().Warn("read-back by query failed; reading objects one by one", zap.Error(err))
 		}
 	}
+	if !listed {
+		e.readEach(ctx, s, idx)
+		if e.Progress != nil {
+			e.Progress.Add(len(idx))
+		}
+	}
+
+	retries, delay := e.ReadBackRetries, e.ReadBackDelay
+	if retries == 0 {
+		retries = 3
+	}
+	if delay <= 0 {
+		delay = 2 * time.Second
+	}
+	waited := time.Duration(0)
+	for attempt := 1; attempt <= retries; attempt++ {
+		var again []int
+		for _, i := range idx {
+			if s.Changes[i].lagging {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			return
+		}
+		e.log().Info("read-back disagrees; reading again in case of replication lag", zap.String("run", s.RunID),
+			zap.Int("objects", len(again)), zap.Int("attempt", attempt), zap.Duration("wait", delay))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		waited += delay
+		delay *= 2
+		e.readEach(ctx, s, again)
+		for _, i := range again {
+			if cr := &s.Changes[i]; cr.Status != StatusVerified {
+				cr.Error += fmt.Sprintf(" (read back %d times over %s)", attempt+1, waited)
+			}
+		}
+	}
+}
+
+// readEach reads the objects of the changes at idx one Get each (batched) and verifies them.
+func (e *Executor) readEach(ctx context.Context, s *Summary, idx []int) {
 	cmds := make([]exo.Command, len(idx))
 	for k, i := range idx {
 		cr := s.Changes[i]
@@ -526,26 +585,26 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
 			Select: []string{"ExternalDirectoryObjectId", cr.Param},
 		}
 	}
-	results := e.Client.Batch(ctx, cmds)
-	for k, res := range results {
+	for k, res := range e.Client.Batch(ctx, cmds) {
 		cr := &s.Changes[idx[k]]
-		if e.Progress != nil {
-			e.Progress.Add(1)
-		}
-		if res.Err != nil {
+		cr.lagging = false
+		switch {
+		case res.Err != nil && exo.IsKind(res.Err, exo.KindNotFound):
+			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the object was not found when read back: "+res.Err.Error()
+			cr.lagging = true
+		case res.Err != nil:
 			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the read-back failed: "+res.Err.Error()
-			continue
-		}
-		if res.Response == nil || len(res.Response.Values) == 0 {
+		case res.Response == nil || len(res.Response.Values) == 0:
 			cr.Status, cr.Error = StatusUnverified, "written, but the read-back returned no object"
-			continue
+			cr.lagging = true
+		default:
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(res.Response.Values[0], &obj); err != nil {
+				cr.Status, cr.Error = StatusUnverified, "written, but the read-back could not be decoded: "+err.Error()
+				continue
+			}
+			verify(cr, obj)
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(res.Response.Values[0], &obj); err != nil {
-			cr.Status, cr.Error = StatusUnverified, "written, but the read-back could not be decoded: "+err.Error()
-			continue
-		}
-		verify(cr, obj)
 	}
 }
 
@@ -591,7 +650,10 @@ func verify(cr *ChangeResult, obj map[string]json.RawMessage) {
 	default:
 		cr.Status = StatusFailed
 		cr.Error = fmt.Sprintf("written, but the read-back shows %s = %q, not %q (another writer, or a policy reverted it)", cr.Param, got, cr.To)
+		cr.lagging = true
+		return
 	}
+	cr.lagging = false
 }
 
 func readCmdlet(set string) string {

@@ -343,3 +343,49 @@ func TestThrottledRunStaysWithinBudget_Slow(t *testing.T) {
 		})
 	}
 }
+
+func TestReadBackWaitsOutReplicationLag(t *testing.T) {
+	// Reads keep showing the old value for 300 ms after each write, as a lagging domain controller would:
+	// the executor reads again instead of reporting the writes as failed.
+	srv, client := startSim(t, nil, sim.Faults{StaleReads: 300 * time.Millisecond})
+	want := wantChanges(srv, "Never")
+	ex := &jobs.Executor{Client: client, ReadBackDelay: 150 * time.Millisecond}
+	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Verified != want || sum.Failed != 0 || sum.ExitCode() != jobs.ExitOK {
+		t.Fatalf("verified %d failed %d exit %d, want %d, 0, 0", sum.Verified, sum.Failed, sum.ExitCode(), want)
+	}
+	single := srv.Log.Count(func(e sim.Entry) bool { return e.Cmdlet == "Get-MailUser" && e.Identity != "" })
+	if single < want {
+		t.Errorf("%d single-object re-reads, want at least %d (one per lagging object)", single, want)
+	}
+}
+
+func TestReadBackThatNeverAgreesIsAFailure(t *testing.T) {
+	// Reads show the old value far longer than the executor waits: every change is reported failed with
+	// what the read-back saw and how long it tried, and the run exits 2.
+	srv, client := startSim(t, nil, sim.Faults{StaleReads: time.Minute})
+	want := wantChanges(srv, "Never")
+	ex := &jobs.Executor{Client: client, ReadBackRetries: 1, ReadBackDelay: 50 * time.Millisecond}
+	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failed != want || sum.Verified != 0 || sum.ExitCode() != jobs.ExitFailed {
+		t.Fatalf("failed %d verified %d exit %d, want %d, 0, 2", sum.Failed, sum.Verified, sum.ExitCode(), want)
+	}
+	for _, c := range sum.Changes {
+		if !strings.Contains(c.Error, "read-back shows UseMapiRichTextFormat") || !strings.Contains(c.Error, "read back 2 times") {
+			t.Errorf("%s: error %q does not say what the read-back saw and how often it read", c.Object.ID, c.Error)
+			break
+		}
+	}
+	// The writes did happen: the tenant holds the target value.
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		if o.UseMapiRichTextFormat != "Never" {
+			t.Errorf("%s holds %s", o.ID, o.UseMapiRichTextFormat)
+		}
+	}
+}

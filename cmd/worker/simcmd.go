@@ -91,6 +91,7 @@ Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test benc
 	fl.Float64Var(&f.faults.ErrorRate, "error-rate", 0, "share of requests answered with a transient 5xx (0..1)")
 	fl.Float64Var(&f.faults.ResetRate, "reset-rate", 0, "share of connections reset without an answer (0..1)")
 	fl.Float64Var(&f.faults.TruncateRate, "truncate-rate", 0, "share of answers cut off half-way (0..1)")
+	fl.DurationVar(&f.faults.StaleReads, "stale-reads", 0, "after a write, reads show the old value this long (replication lag), e.g. 2s")
 	fl.StringVar(&f.encoding, "detail-encoding", "pipe", "error detail encoding: pipe, json, or auto (follow the request's X-ResponseFormat)")
 	fl.BoolVar(&f.defects, "defects", false, "seed the audit defects and traps (users, licences, addresses, MX) into the scenario")
 	cmd.AddCommand(serve)

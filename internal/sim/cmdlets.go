@@ -354,7 +354,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 		case 0:
 			return nil, notFoundErr(identity)
 		case 1:
-			return &cmdletOutput{values: []record{recordFor(hits[0], g.shape, t.initialDomain)}}, nil
+			return &cmdletOutput{values: []record{recordFor(s.stale.view(hits[0], t.now()), g.shape, t.initialDomain)}}, nil
 		default:
 			return nil, ambiguousErr(identity)
 		}
@@ -377,7 +377,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 			more = true
 			break
 		}
-		out.values = append(out.values, recordFor(o, g.shape, t.initialDomain))
+		out.values = append(out.values, recordFor(s.stale.view(o, t.now()), g.shape, t.initialDomain))
 		last = o.Guid
 	}
 	if more {
@@ -599,7 +599,11 @@ func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *c
 		return nil, dirSyncErr("Set-MailUser", edit.syncedTouched, o.Name)
 	}
 	keys := o.identityKeys(t.initialDomain)
+	before := o.UseMapiRichTextFormat
 	if changed := edit.apply(o); changed {
+		if o.UseMapiRichTextFormat != before {
+			s.stale.remember(o.ID, before, t.now(), s.faults.get().StaleReads)
+		}
 		o.WhenChanged = t.now().UTC()
 		if !slices.Equal(keys, o.identityKeys(t.initialDomain)) {
 			t.dirty = true

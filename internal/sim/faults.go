@@ -31,6 +31,9 @@ type Faults struct {
 	// TruncateRate is the probability that only half of the response body is sent before the connection
 	// is dropped (the cmdlet ran).
 	TruncateRate float64
+	// StaleReads is how long a Get-* keeps showing an object's previous UseMapiRichTextFormat after a
+	// Set-MailUser changed it: EXO's read-after-write lag between domain controllers.
+	StaleReads time.Duration
 	// Seed makes the random faults reproducible.
 	Seed int64
 }

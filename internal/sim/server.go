@@ -56,6 +56,7 @@ type Server struct {
 	caPool   *x509.CertPool
 	tenant   *Tenant
 	faults   *faultState
+	stale    staleReads
 	exo      *exoState // EXO admin API paging state (exo.go)
 	tokenKey []byte
 	entra    entraState // registered client certificate, federated subjects, token epoch (entra.go)
