@@ -336,6 +336,27 @@ func (d *Daemon) Trigger(_ context.Context, t server.Trigger) (string, bool, err
 	return d.trigger(t.Job, request{source: src, reason: t.Reason, objects: objects})
 }
 
+// QueuedRun implements server.QueuedRuns: a run the daemon accepted but has not recorded yet (a coalesced
+// follow-up waiting for the running one, or a run whose record is being created), shown as queued.
+func (d *Daemon) QueuedRun(id string) (store.Run, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, js := range d.jobs {
+		var req *request
+		switch {
+		case js.pending != nil && js.pending.id == id:
+			req = js.pending
+		case js.active != nil && !js.active.created && js.active.req.id == id:
+			req = &js.active.req
+		default:
+			continue
+		}
+		return store.Run{ID: id, Job: name, Mode: string(js.spec.Options.Mode), Trigger: req.source, Reason: req.reason,
+			Objects: slices.Clone(req.objects), Status: store.RunQueued, Owner: d.owner}, true
+	}
+	return store.Run{}, false
+}
+
 // trigger starts or queues a run.
 func (d *Daemon) trigger(job string, req request) (string, bool, error) {
 	d.mu.Lock()

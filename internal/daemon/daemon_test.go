@@ -342,6 +342,16 @@ func TestTriggersWhileRunningCoalesceIntoOneFollowUp(t *testing.T) {
 	if len(infos) != 1 || !infos[0].Running || !infos[0].Queued {
 		t.Errorf("Jobs() = %+v, want running and queued", infos)
 	}
+	// The follow-up's id answers before it has a record: queued, with the merged objects.
+	if _, err := e.st.GetRun(context.Background(), second); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("follow-up %s already recorded (err %v); the queued check below would prove nothing", second, err)
+	}
+	if q, ok := d.QueuedRun(second); !ok || q.Status != store.RunQueued || q.Job != jobs.MEURichTextName || len(q.Objects) != 2 {
+		t.Errorf("QueuedRun(%s) = %+v, %v; want queued meu-richtext on 2 objects", second, q, ok)
+	}
+	if _, ok := d.QueuedRun("no-such-run"); ok {
+		t.Error("QueuedRun found a run that was never triggered")
+	}
 	waitRun(t, e.st, first, 30*time.Second)
 	fu := waitRun(t, e.st, second, 30*time.Second)
 	want := []string{strings.ToLower(need[1].ID), strings.ToLower(need[2].ID)}

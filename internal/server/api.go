@@ -149,6 +149,12 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := s.runs.GetRun(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
+		if q, ok := s.runner.(QueuedRuns); ok {
+			if run, ok := q.QueuedRun(id); ok {
+				writeJSON(w, http.StatusOK, run)
+				return
+			}
+		}
 		writeError(w, http.StatusNotFound, "run not found", fmt.Sprintf("no run %s; GET /api/v1/runs lists the runs", id))
 		return
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -217,6 +218,26 @@ func TestGetRun(t *testing.T) {
 				t.Fatalf("status %d body %s, want %d containing %q", resp.StatusCode, body, tt.wantStatus, tt.wantBody)
 			}
 		})
+	}
+}
+
+func TestGetQueuedFollowUpRun(t *testing.T) {
+	h := newHarness(t, nil)
+	h.runner.mu.Lock()
+	h.runner.running["meu-richtext"] = true
+	h.runner.mu.Unlock()
+	resp := h.do(t, request{method: "POST", path: "/api/v1/runs", body: `{"job":"meu-richtext","objects":["` + objA + `"]}`}, bearer(testToken))
+	var tr struct {
+		RunID     string `json:"run_id"`
+		Coalesced bool   `json:"coalesced"`
+	}
+	if err := json.Unmarshal([]byte(bodyOf(t, resp)), &tr); err != nil || !tr.Coalesced {
+		t.Fatalf("trigger: %v %+v, want a coalesced run id", err, tr)
+	}
+	resp = h.do(t, request{method: "GET", path: "/api/v1/runs/" + tr.RunID}, bearer(testToken))
+	body := bodyOf(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"status": "queued"`) || !strings.Contains(body, objA) {
+		t.Fatalf("GET queued run: %d %s, want 200 queued with the object", resp.StatusCode, body)
 	}
 }
 

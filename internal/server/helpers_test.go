@@ -64,6 +64,19 @@ func (r *recordingRunner) Trigger(ctx context.Context, t Trigger) (string, bool,
 	return fmt.Sprintf("RUN%04d", r.n), r.running[t.Job], nil
 }
 
+// QueuedRun answers for the ids Trigger handed out for a job marked running (coalesced follow-ups), as the
+// daemon does until the follow-up has a record.
+func (r *recordingRunner) QueuedRun(id string) (store.Run, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, c := range r.calls {
+		if fmt.Sprintf("RUN%04d", i+1) == id && r.running[c.Job] {
+			return store.Run{ID: id, Job: c.Job, Status: store.RunQueued, Objects: c.Objects}, true
+		}
+	}
+	return store.Run{}, false
+}
+
 func (r *recordingRunner) Jobs() []JobInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()

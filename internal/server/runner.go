@@ -67,6 +67,12 @@ var (
 	ErrShuttingDown = errors.New("shutting down")
 )
 
+// QueuedRuns is optionally implemented by the Runner: a run it accepted but has not recorded yet (a coalesced
+// follow-up), so GET /api/v1/runs/{id} answers "queued" for the id a trigger returned instead of 404.
+type QueuedRuns interface {
+	QueuedRun(id string) (store.Run, bool)
+}
+
 // RunReader is the read side of the store the server shows. *store.SQLite
 // satisfies it as is; GetRun must return an error matching store.ErrNotFound
 // for an unknown id.

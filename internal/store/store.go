@@ -91,6 +91,9 @@ const (
 	RunPartial     RunStatus = "partial"     // some objects failed
 	RunAborted     RunStatus = "aborted"     // stopped on purpose: blast radius, circuit breaker
 	RunInterrupted RunStatus = "interrupted" // the process stopped (signal, crash) before the run ended
+	// RunQueued is never stored: the daemon reports it for a run it accepted (a coalesced follow-up, or a
+	// run starting up) that has no record yet, so the id a trigger returned never answers "not found".
+	RunQueued RunStatus = "queued"
 )
 
 // Valid reports whether s is one of the known statuses.
