@@ -90,7 +90,7 @@ func (a *api) waitRun(id string, within time.Duration) store.Run {
 			if err := json.Unmarshal(b, &r); err != nil {
 				a.t.Fatal(err)
 			}
-			if r.Status != store.RunRunning {
+			if r.Status != store.RunRunning && r.Status != store.RunQueued {
 				return r
 			}
 		} else if code != http.StatusNotFound {
