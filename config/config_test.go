@@ -269,6 +269,11 @@ auth:
 			},
 		},
 		{
+			name: "dns server must be host:port",
+			yml:  strings.Replace(valid, "  cloud: global\n", "  cloud: global\n  dns_server: 10.0.0.53\n", 1),
+			want: []want{{"tenant.dns_server", `"10.0.0.53" is not host:port`}},
+		},
+		{
 			name: "missing files",
 			yml:  strings.Replace(strings.Replace(valid, f.ca, "/nonexistent/ca.pem", 1), f.cert, "/nonexistent/app.pem", 1),
 			want: []want{
