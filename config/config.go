@@ -105,7 +105,8 @@ type Auth struct {
 
 // EXO tunes the Exchange Online admin API client.
 type EXO struct {
-	// MaxConcurrency bounds in-flight requests to the tenant (EXO budgets per tenant); default 4.
+	// MaxConcurrency bounds in-flight requests to the tenant (EXO budgets per tenant); default 3, the
+	// practical ceiling reported for app-only callers (each request may carry a $batch of 10).
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// RequestsPerSecond is the initial pace; 0 (default) = unlimited until the first 429, then learned.
 	RequestsPerSecond float64 `yaml:"requests_per_second"`
@@ -232,7 +233,7 @@ func ParseDate(v string) (time.Time, error) {
 func Default() Config {
 	return Config{
 		Tenant: Tenant{Cloud: CloudGlobal},
-		EXO:    EXO{MaxConcurrency: 4, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000},
+		EXO:    EXO{MaxConcurrency: 3, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000},
 		Store:  Store{Path: "./data/worker.db"},
 		Server: Server{Listen: "127.0.0.1:8080"},
 		Log:    Log{Level: "info"},

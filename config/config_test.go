@@ -101,7 +101,7 @@ func TestLoadValid(t *testing.T) {
 		t.Errorf("tenant/auth not read: %+v %+v", cfg.Tenant, cfg.Auth)
 	}
 	// Defaults for what the file leaves out.
-	if cfg.EXO != (EXO{MaxConcurrency: 4, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000}) {
+	if cfg.EXO != (EXO{MaxConcurrency: 3, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000}) {
 		t.Errorf("exo defaults %+v", cfg.EXO)
 	}
 	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.Store.Path != "./data/worker.db" || cfg.Log.Level != "info" {

@@ -316,7 +316,7 @@ func unwrapPathErr(err error) error {
 func (v *validator) exo() {
 	e := v.c.EXO
 	if e.MaxConcurrency < 1 || e.MaxConcurrency > 64 {
-		v.add("exo.max_concurrency", "%d is out of range; use 1 to 64 (EXO budgets per tenant; 4 is a good start)", e.MaxConcurrency)
+		v.add("exo.max_concurrency", "%d is out of range; use 1 to 64 (EXO budgets per tenant; 3 is a good start)", e.MaxConcurrency)
 	}
 	if !(e.RequestsPerSecond >= 0) || math.IsInf(e.RequestsPerSecond, 0) {
 		v.add("exo.requests_per_second", "%v is not a rate; use 0 (unlimited until throttled, then learned) or a positive number", e.RequestsPerSecond)

@@ -37,7 +37,7 @@ const anchorMailbox = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
 const DefaultScope = "https://outlook.office365.com/.default"
 
 const (
-	defaultConcurrency = 4
+	defaultConcurrency = 3 // research §7: about 3 concurrent requests per app and tenant; each may be a $batch of 10
 	defaultMaxRetries  = 5
 	defaultPageSize    = 1000
 	maxPageSize        = 1000
@@ -64,7 +64,7 @@ type Options struct {
 	// HTTPClient sends the requests; default a client with the system roots. Its redirect policy is not used:
 	// the client follows redirects itself so that the bearer token is re-attached only within the EXO host.
 	HTTPClient *http.Client
-	// MaxConcurrency bounds in-flight HTTP requests to the tenant; default 4.
+	// MaxConcurrency bounds in-flight HTTP requests to the tenant; default 3.
 	MaxConcurrency int
 	// RequestsPerSecond is the initial pace in sub-requests per second; 0 means unlimited until the first 429,
 	// after which the client learns the tenant's budget.

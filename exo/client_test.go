@@ -586,7 +586,9 @@ func TestConcurrentInvokeThrottled(t *testing.T) {
 	if st.Throttled == 0 || st.Throttled != fs.Throttled || st.Retries < st.Throttled {
 		t.Errorf("client %+v, server %+v: want some 429s, all counted and retried", st, fs)
 	}
-	if st.Rate <= 0 || st.Rate > budget {
+	// The limiter learned a finite pace of the budget's order (from so few calls it is a rough estimate:
+	// what the bucket's burst let through in the last second, times 0.8).
+	if st.Rate <= 0 || st.Rate > 3*budget {
 		t.Errorf("rate %.1f after 429s at a budget of %d/s", st.Rate, budget)
 	}
 }
