@@ -87,13 +87,68 @@ func (x Exception) expiryDay() string {
 	return u.Format(time.RFC3339)
 }
 
+// exceptFindings takes the findings on excepted objects out of the summary: an exception says a person knows
+// about the object and decided to leave it be, so an audit neither reports it nor keeps it open in the
+// findings history. Each exception that hid findings says so once. A finding belongs to the audit of its rule
+// (a report suite runs several), so an exception naming that audit covers it.
+func exceptFindings(s *Summary, active []Exception) []string {
+	hidden := map[int]int{} // index in active → findings hidden
+	kept := s.Findings[:0:0]
+	for _, f := range s.Findings {
+		job := findingJob(s, f)
+		excepted := false
+		for k, x := range active {
+			if (x.appliesTo(job) || x.appliesTo(s.Job)) && x.matches(f.Object) {
+				hidden[k]++
+				excepted = true
+				break
+			}
+		}
+		if !excepted {
+			kept = append(kept, f)
+		}
+	}
+	s.Findings = kept
+	var notes []string
+	for k, x := range active {
+		if n := hidden[k]; n > 0 {
+			notes = append(notes, fmt.Sprintf("%s (owner %s) hid %d finding(s) of %s: not reported while the exception lasts",
+				x.where(), orNoOwner(x.Owner), n, x.Object))
+		}
+	}
+	return notes
+}
+
+// findingJob is the audit that reports a finding's rule, or the run's job for a rule the catalogue does not
+// know.
+func findingJob(s *Summary, f Finding) string {
+	if r, ok := LookupRule(f.Rule); ok && r.Job != "" {
+		return r.Job
+	}
+	return s.Job
+}
+
+func orNoOwner(o string) string {
+	if o == "" {
+		return "none recorded"
+	}
+	return o
+}
+
 // applyExceptions marks the changes an active exception covers as skipped, and returns a warning for each
 // expired exception of the job: it no longer protects its object, and its owner should know.
 func applyExceptions(s *Summary, xs []Exception, now time.Time) []string {
 	var warnings []string
 	var active []Exception
+	// The jobs this run speaks for: its own and, for a report suite, the audit behind each finding's rule.
+	names := []string{s.Job}
+	for _, f := range s.Findings {
+		if j := findingJob(s, f); !slices.Contains(names, j) {
+			names = append(names, j)
+		}
+	}
 	for _, x := range xs {
-		if !x.appliesTo(s.Job) {
+		if !slices.ContainsFunc(names, x.appliesTo) {
 			continue
 		}
 		if x.expiredAt(now) {
@@ -110,13 +165,14 @@ func applyExceptions(s *Summary, xs []Exception, now time.Time) []string {
 	if len(active) == 0 {
 		return warnings
 	}
+	warnings = append(warnings, exceptFindings(s, active)...)
 	for i := range s.Changes {
 		cr := &s.Changes[i]
 		if cr.Status != StatusPlanned {
 			continue
 		}
 		for _, x := range active {
-			if x.matches(cr.Object) {
+			if x.appliesTo(s.Job) && x.matches(cr.Object) {
 				cr.Status, cr.Error = StatusSkipped, x.describe()
 				break
 			}

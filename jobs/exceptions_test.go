@@ -164,3 +164,50 @@ func TestRemediateLeavesExceptedObjectsAlone(t *testing.T) {
 		t.Errorf("warnings %q, want the expired exception reported with its owner", sum.Warnings)
 	}
 }
+
+func TestExceptionsHideFindingsOfTheirAudit(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	jane := jobs.ObjectRef{ID: "11111111-1111-1111-1111-111111111111", DisplayName: "Jane", Address: "jane@contoso.com"}
+	bob := jobs.ObjectRef{ID: "22222222-2222-2222-2222-222222222222", DisplayName: "Bob", Address: "bob@contoso.com"}
+	findings := []jobs.Finding{
+		{Rule: jobs.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Object: jane}, // an address-audit rule
+		{Rule: jobs.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Object: bob},
+	}
+	tests := []struct {
+		name     string
+		job      string // the run's job: an audit, or a report suite
+		exc      jobs.Exception
+		wantKept []string // object ids still reported
+		wantNote string
+	}{
+		{"exception for every job", "address-audit", jobs.Exception{Object: jane.Address, Owner: "it-ops", ConfigPath: "exceptions[0]"},
+			[]string{bob.ID}, "exceptions[0] (owner it-ops) hid 1 finding(s)"},
+		{"exception for the rule's audit, run in a suite", "report", jobs.Exception{Object: jane.ID, Jobs: []string{"address-audit"}, Owner: "o"},
+			[]string{bob.ID}, "hid 1 finding(s)"},
+		{"exception for another job", "report", jobs.Exception{Object: jane.ID, Jobs: []string{jobs.MEURichTextName}, Owner: "o"},
+			[]string{jane.ID, bob.ID}, ""},
+		{"expired exception", "address-audit", jobs.Exception{Object: jane.ID, Owner: "o", Expires: now.Add(-time.Hour)},
+			[]string{jane.ID, bob.ID}, "expired"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := &jobs.Executor{Exceptions: []jobs.Exception{tc.exc}, Now: func() time.Time { return now }}
+			run := &jobs.Run{ID: "r1", Job: tc.job, Plan: jobs.Plan{InScope: 2, Findings: findings}}
+			sum, err := ex.Apply(context.Background(), run, jobs.Options{Mode: jobs.ModeReport})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []string
+			for _, f := range sum.Findings {
+				kept = append(kept, f.Object.ID)
+			}
+			if strings.Join(kept, " ") != strings.Join(tc.wantKept, " ") {
+				t.Errorf("reported %v, want %v", kept, tc.wantKept)
+			}
+			note := strings.Join(sum.Warnings, "\n")
+			if (tc.wantNote == "") != (note == "") || !strings.Contains(note, tc.wantNote) {
+				t.Errorf("warnings %q, want one containing %q", note, tc.wantNote)
+			}
+		})
+	}
+}

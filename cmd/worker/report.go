@@ -109,7 +109,7 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Directory: dir, Log: g.log}
+	ex := &jobs.Executor{Client: client, Directory: dir, Log: g.log, Exceptions: configExceptions(cfg)}
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
@@ -117,20 +117,29 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return withCode(jobs.ExitFailed, err)
 	}
+	// Through the executor in report mode, so exceptions hide the findings of excepted objects as they do
+	// in scheduled audits; nothing is written.
+	sum, err := ex.Apply(ctx, run, jobs.Options{Mode: jobs.ModeReport})
+	if err != nil {
+		return withCode(jobs.ExitFailed, err)
+	}
+	for _, w := range sum.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "note:", w)
+	}
 	names := make([]string, len(audits))
 	for i, a := range audits {
 		names[i] = a.Name()
 	}
-	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: run.Started, Jobs: names, Findings: run.Plan.Findings}
+	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: run.Started, Jobs: names, Findings: sum.Findings}
 	if err := writeReport(cmd.OutOrStdout(), f.out, format, rep); err != nil {
 		return withCode(jobs.ExitFailed, err)
 	}
 	g.log.Info("audited", zap.String("run", run.ID), zap.Strings("jobs", names), zap.Int("in_scope", run.Plan.InScope),
-		zap.Int("findings", len(run.Plan.Findings)))
+		zap.Int("findings", len(sum.Findings)))
 	if failRank >= 0 {
-		for _, fd := range run.Plan.Findings {
+		for _, fd := range sum.Findings {
 			if jobs.SeverityRank(fd.Severity) <= failRank {
-				return withCode(jobs.ExitFailed, fmt.Errorf("%d finding(s); at least one is %s or worse (--fail-on)", len(run.Plan.Findings), f.failOn))
+				return withCode(jobs.ExitFailed, fmt.Errorf("%d finding(s); at least one is %s or worse (--fail-on)", len(sum.Findings), f.failOn))
 			}
 		}
 	}

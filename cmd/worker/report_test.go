@@ -340,3 +340,50 @@ func TestRulesCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestReportLeavesOutFindingsOfExceptedObjects(t *testing.T) {
+	b := newAuditBench(t)
+	truth := b.tn.GroundTruth()
+	if len(truth) < 2 {
+		t.Fatal("need at least two seeded defects")
+	}
+	// Except the first seeded defect's object from the audit of its rule, with the owner and reason an
+	// admin would record.
+	gone := truth[0]
+	rule, ok := jobs.LookupRule(gone.Rule)
+	if !ok || rule.Job == "" {
+		t.Fatalf("rule %s has no audit", gone.Rule)
+	}
+	f, err := os.OpenFile(b.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "exceptions:\n  - {object: %s, jobs: [%s], owner: it-ops@contoso.com, reason: 'known, fixed in the next batch', expires: 2099-01-31}\n",
+		gone.ObjectID, rule.Job)
+	_ = f.Close()
+
+	var doc findingsDoc
+	if err := json.Unmarshal([]byte(b.report(t, "json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	others := 0
+	for _, e := range truth {
+		if !strings.EqualFold(e.ObjectID, gone.ObjectID) {
+			others++
+		}
+	}
+	for _, fd := range doc.Findings {
+		if strings.EqualFold(fd.Object.ID, gone.ObjectID) {
+			// Findings of other audits on the same object stay; only the excepted audit's are hidden.
+			if r, _ := jobs.LookupRule(fd.Rule); r.Job == rule.Job {
+				t.Errorf("excepted object reported by %s: %s", fd.Rule, fd.Detail)
+			}
+		}
+	}
+	if len(doc.Findings) < others {
+		t.Errorf("%d findings, want at least the %d on objects without an exception", len(doc.Findings), others)
+	}
+	if len(doc.Findings) >= len(truth) {
+		t.Errorf("%d findings of %d seeded defects: the exception hid nothing", len(doc.Findings), len(truth))
+	}
+}
