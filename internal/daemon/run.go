@@ -40,7 +40,7 @@ var errLease = errors.New("job lease")
 
 // RunNow runs a job once, synchronously, the way the daemon does: under the job's lease (it fails at once
 // if another process is running the job), recorded in the store, every write journalled. It is for one-shot
-// callers (`worker run` could use it); opts.Force is honoured here, since a person asked for this run.
+// callers (`worker run` uses it); opts.Force is honoured here, since a person asked for this run.
 // The error is the executor's (blast radius, journal, interruption) or the store's; the summary is nil when
 // the run never planned.
 func (d *Daemon) RunNow(ctx context.Context, job jobs.Job, opts jobs.Options, reason string, source store.Trigger) (store.Run, *jobs.Summary, error) {
