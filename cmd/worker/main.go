@@ -97,7 +97,7 @@ Exit codes: 0 all done, 1 usage or configuration error, 2 some objects failed, 3
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newRunCmd(g), newJobsCmd(g), newSimCmd(g), newConfigCmd(g), newVersionCmd())
 	root.AddCommand(newServeCmd(g), newHistoryCmd(g), newShowCmd(g), newRevertCmd(g))
-	root.AddCommand(newReportCmd(g), newRulesCmd(g))
+	root.AddCommand(newReportCmd(g), newRulesCmd(g), newDoctorCmd(g), newSetupCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(1, err) })
 	return root
 }
