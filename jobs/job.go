@@ -1,8 +1,3 @@
-// Package jobs is the job library: the Job interface, the registry, the plan types and the executor.
-//
-// A job is pure: it receives a read-only snapshot of the tenant and returns the changes it wants and the
-// findings it saw. It never calls the network and never looks at dry-run, limits or exceptions — the
-// executor alone decides what is applied, so a new job cannot leak a write (external-dns's lesson).
 package jobs
 
 import (
@@ -125,7 +120,10 @@ const (
 
 // Finding is something an audit saw that a person must fix, usually on-premises.
 type Finding struct {
-	Rule     string
+	Rule string
+	// Job is the job that reported the finding when a suite runs several (set by the suite); empty means the
+	// run's own job. Exceptions naming that job cover the finding.
+	Job      string `json:",omitempty"`
 	Severity Severity
 	Object   ObjectRef
 	Detail   string

@@ -9,6 +9,11 @@ import (
 	"github.com/exo-worker/worker/internal/directory"
 )
 
+// MailUserScope is the OPATH filter of directory-synced plain mail users: the MEUs of a staged migration.
+// Jobs that read them share it, so a suite of audits loads Get-MailUser once (two different queries of one
+// cmdlet would double its objects).
+var MailUserScope = exo.And(exo.Eq("IsDirSynced", true), exo.Eq("RecipientTypeDetails", "MailUser")).String()
+
 // Tenant is the read-only snapshot a job plans over: plain structs, loaded by the executor from the
 // queries the job declares in Describe().Reads.
 type Tenant struct {

@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/exo-worker/worker/jobs/executor"
 	"github.com/spf13/cobra"
-
-	"github.com/exo-worker/worker/jobs"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -25,7 +24,7 @@ Exit 0 when the configuration is valid, 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := configPath(g.configFile)
 			if path == "" {
-				return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
+				return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
 			}
 			if _, err := loadConfig(path); err != nil {
 				return err

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/exo-worker/worker/internal/store"
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // HistorySchema and ShowSchema name the JSON documents of `worker history` and `worker show`.
@@ -50,7 +50,7 @@ reverts, with their status and counts. ` + "`worker show RUN`" + ` prints one ru
 			defer func() { _ = st.Close() }()
 			runs, err := st.ListRuns(cmd.Context(), store.RunFilter{Job: f.job, Status: store.RunStatus(f.status), Limit: f.limit})
 			if err != nil {
-				return withCode(jobs.ExitFailed, err)
+				return withCode(executor.ExitFailed, err)
 			}
 			out := cmd.OutOrStdout()
 			if f.output == "json" {
@@ -93,13 +93,13 @@ request id to quote in a support case.`,
 			run, err := st.GetRun(cmd.Context(), args[0])
 			if err != nil {
 				if errors.Is(err, store.ErrNotFound) {
-					return withCode(jobs.ExitUsage, err)
+					return withCode(executor.ExitUsage, err)
 				}
-				return withCode(jobs.ExitFailed, err)
+				return withCode(executor.ExitFailed, err)
 			}
 			entries, err := st.Journal(cmd.Context(), run.ID)
 			if err != nil {
-				return withCode(jobs.ExitFailed, err)
+				return withCode(executor.ExitFailed, err)
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
@@ -118,7 +118,7 @@ request id to quote in a support case.`,
 
 func checkOutput(o string) error {
 	if o != "text" && o != "json" {
-		return withCode(jobs.ExitUsage, fmt.Errorf("--output %q: use text or json", o))
+		return withCode(executor.ExitUsage, fmt.Errorf("--output %q: use text or json", o))
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func checkOutput(o string) error {
 func openStore(ctx context.Context, g *globals) (*store.SQLite, error) {
 	path := configPath(g.configFile)
 	if path == "" {
-		return nil, withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG); the store is at its store.path"))
+		return nil, withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG); the store is at its store.path"))
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -136,7 +136,7 @@ func openStore(ctx context.Context, g *globals) (*store.SQLite, error) {
 	}
 	st, err := store.Open(ctx, cfg.Store.Path)
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	return st, nil
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // RunSchema names the JSON document `worker run --output json` prints. Bump it on a breaking change.
@@ -51,7 +52,7 @@ type changeDoc struct {
 	RequestID   string `json:"request_id,omitempty"`
 }
 
-func writeJSON(w io.Writer, s *jobs.Summary) error {
+func writeJSON(w io.Writer, s *executor.Summary) error {
 	d := runDoc{Schema: RunSchema, RunID: s.RunID, Job: s.Job, Mode: string(s.Mode), InScope: s.InScope,
 		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Skipped: s.Skipped,
 		Aborted: s.Aborted, AbortReason: s.AbortReason, Changes: []changeDoc{}}
@@ -72,11 +73,11 @@ func writeJSON(w io.Writer, s *jobs.Summary) error {
 
 // writeText prints a run for a person: every change in a dry-run (old → new), only the problems after a
 // remediation (a successful change needs no line of its own), then the counts.
-func writeText(w io.Writer, s *jobs.Summary) {
+func writeText(w io.Writer, s *executor.Summary) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	listed := 0
 	for _, c := range s.Changes {
-		show := s.Mode != jobs.ModeRemediate || (c.Status != jobs.StatusVerified && c.Status != jobs.StatusApplied)
+		show := s.Mode != jobs.ModeRemediate || (c.Status != executor.StatusVerified && c.Status != executor.StatusApplied)
 		if !show {
 			continue
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/exo-worker/worker/internal/report"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type reportFlags struct {
@@ -68,13 +70,13 @@ Exchange Online loops); tenant.dns_server or --dns-server asks a given DNS serve
 func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	format, err := report.ParseFormat(f.format)
 	if err != nil {
-		return withCode(jobs.ExitUsage, fmt.Errorf("--format: %w", err))
+		return withCode(executor.ExitUsage, fmt.Errorf("--format: %w", err))
 	}
 	failRank := -1
 	if f.failOn != "" {
 		sev := jobs.Severity(strings.ToLower(f.failOn))
 		if failRank = jobs.SeverityRank(sev); failRank > 3 {
-			return withCode(jobs.ExitUsage, fmt.Errorf("--fail-on %q: use high, medium, low or info", f.failOn))
+			return withCode(executor.ExitUsage, fmt.Errorf("--fail-on %q: use high, medium, low or info", f.failOn))
 		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -88,11 +90,11 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	cfg, reg := su.cfg, su.reg
 	audits, err := selectAudits(reg, f.jobs)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
-	suite, err := jobs.NewSuite("report", audits...)
+	suite, err := audit.NewSuite("report", audits...)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	if f.dnsServer != "" {
 		cfg.Tenant.DNSServer = f.dnsServer
@@ -109,19 +111,19 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Directory: dir, Log: g.log, Exceptions: configExceptions(cfg)}
+	ex := &executor.Executor{Client: client, Directory: dir, Log: g.log, Exceptions: configExceptions(cfg)}
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
 	run, err := ex.Plan(ctx, suite)
 	if err != nil {
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	// Through the executor in report mode, so exceptions hide the findings of excepted objects as they do
 	// in scheduled audits; nothing is written.
-	sum, err := ex.Apply(ctx, run, jobs.Options{Mode: jobs.ModeReport})
+	sum, err := ex.Apply(ctx, run, executor.Options{Mode: jobs.ModeReport})
 	if err != nil {
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	for _, w := range sum.Warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), "note:", w)
@@ -132,14 +134,14 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	}
 	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: run.Started, Jobs: names, Findings: sum.Findings}
 	if err := writeReport(cmd.OutOrStdout(), f.out, format, rep); err != nil {
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	g.log.Info("audited", zap.String("run", run.ID), zap.Strings("jobs", names), zap.Int("in_scope", run.Plan.InScope),
 		zap.Int("findings", len(sum.Findings)))
 	if failRank >= 0 {
 		for _, fd := range sum.Findings {
 			if jobs.SeverityRank(fd.Severity) <= failRank {
-				return withCode(jobs.ExitFailed, fmt.Errorf("%d finding(s); at least one is %s or worse (--fail-on)", len(sum.Findings), f.failOn))
+				return withCode(executor.ExitFailed, fmt.Errorf("%d finding(s); at least one is %s or worse (--fail-on)", len(sum.Findings), f.failOn))
 			}
 		}
 	}

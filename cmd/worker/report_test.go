@@ -13,7 +13,8 @@ import (
 
 	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/sim"
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // The audits end to end: the real worker binary reads a simulated tenant with seeded defects over HTTPS
@@ -87,7 +88,7 @@ func TestReportFindsEverySeededDefectAndNothingElse(t *testing.T) {
 	}
 	want := map[string]sim.Expected{}
 	for _, e := range truth {
-		if _, ok := jobs.LookupRule(e.Rule); !ok {
+		if _, ok := audit.LookupRule(e.Rule); !ok {
 			t.Errorf("the ground truth names rule %q, which is not in the catalogue", e.Rule)
 		}
 		want[e.Rule+"/"+strings.ToLower(e.ObjectID)] = e
@@ -264,9 +265,9 @@ func TestReportScriptsMatchTheExpectedFixes(t *testing.T) {
 
 func TestReportCommandFlags(t *testing.T) {
 	b := newAuditBench(t)
-	html := b.report(t, "html", "--job", jobs.MEUAuditName)
-	if !strings.Contains(html, "Content-Security-Policy") || !strings.Contains(html, jobs.RuleMEUTargetMXCutover) ||
-		strings.Contains(html, jobs.RuleUPNUnverifiedSuffix) {
+	html := b.report(t, "html", "--job", audit.MEUAuditName)
+	if !strings.Contains(html, "Content-Security-Policy") || !strings.Contains(html, audit.RuleMEUTargetMXCutover) ||
+		strings.Contains(html, audit.RuleUPNUnverifiedSuffix) {
 		t.Error("--job meu-audit --format html: the page lacks the MEU findings or holds other audits' findings")
 	}
 	fi, err := os.Stat(filepath.Join(b.dir, "report.html"))
@@ -281,7 +282,7 @@ func TestReportCommandFlags(t *testing.T) {
 	}{
 		{"unknown format", []string{"--format", "pdf"}, 1, "ldif"},
 		{"unknown job", []string{"--job", "nope"}, 1, "known jobs"},
-		{"remediation job", []string{"--job", jobs.MEURichTextName}, 1, "not an audit"},
+		{"remediation job", []string{"--job", meurichtext.Name}, 1, "not an audit"},
 		{"fail-on high", []string{"--fail-on", "high"}, 2, "--fail-on"},
 		{"bad fail-on", []string{"--fail-on", "urgent"}, 1, "high, medium"},
 	} {
@@ -321,11 +322,11 @@ func TestRulesCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Schema != RulesSchema || len(doc.Rules) != len(jobs.Rules()) {
-		t.Errorf("schema %q, %d rules; want %d", doc.Schema, len(doc.Rules), len(jobs.Rules()))
+	if doc.Schema != RulesSchema || len(doc.Rules) != len(audit.Rules()) {
+		t.Errorf("schema %q, %d rules; want %d", doc.Schema, len(doc.Rules), len(audit.Rules()))
 	}
 	text, _, _ := runAll(t, "rules")
-	for _, r := range jobs.Rules() {
+	for _, r := range audit.Rules() {
 		if !strings.Contains(text, r.ID) {
 			t.Errorf("`worker rules` does not list %s", r.ID)
 		}
@@ -334,7 +335,7 @@ func TestRulesCommand(t *testing.T) {
 		t.Error("`worker rules` does not mark the on-prem-only rules")
 	}
 	jobsOut, _, _ := runAll(t, "jobs")
-	for _, a := range jobs.Audits() {
+	for _, a := range audit.Audits() {
 		if !strings.Contains(jobsOut, a.Name()) {
 			t.Errorf("`worker jobs` does not list %s", a.Name())
 		}
@@ -350,7 +351,7 @@ func TestReportLeavesOutFindingsOfExceptedObjects(t *testing.T) {
 	// Except the first seeded defect's object from the audit of its rule, with the owner and reason an
 	// admin would record.
 	gone := truth[0]
-	rule, ok := jobs.LookupRule(gone.Rule)
+	rule, ok := audit.LookupRule(gone.Rule)
 	if !ok || rule.Job == "" {
 		t.Fatalf("rule %s has no audit", gone.Rule)
 	}
@@ -375,7 +376,7 @@ func TestReportLeavesOutFindingsOfExceptedObjects(t *testing.T) {
 	for _, fd := range doc.Findings {
 		if strings.EqualFold(fd.Object.ID, gone.ObjectID) {
 			// Findings of other audits on the same object stay; only the excepted audit's are hidden.
-			if r, _ := jobs.LookupRule(fd.Rule); r.Job == rule.Job {
+			if r, _ := audit.LookupRule(fd.Rule); r.Job == rule.Job {
 				t.Errorf("excepted object reported by %s: %s", fd.Rule, fd.Detail)
 			}
 		}

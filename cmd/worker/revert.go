@@ -14,7 +14,7 @@ import (
 
 	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/store"
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // RevertSchema names the JSON document `worker revert --output json` prints.
@@ -55,7 +55,7 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	defer stop()
 	path := configPath(g.configFile)
 	if path == "" {
-		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
+		return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -63,25 +63,25 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	}
 	st, err := store.Open(ctx, cfg.Store.Path)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	defer func() { _ = st.Close() }()
 	client, err := newEXOClient(cfg, g.log)
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Log: g.log.Named("executor"), Journal: daemon.NewJournal(st),
+	ex := &executor.Executor{Client: client, Log: g.log.Named("executor"), Journal: daemon.NewJournal(st),
 		Exceptions: configExceptions(cfg)}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("revert")})
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	rep, err := d.Revert(ctx, runID, f.reason, f.dryRun)
 	if rep == nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return withCode(jobs.ExitUsage, err)
+			return withCode(executor.ExitUsage, err)
 		}
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -93,10 +93,10 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	}
 	if err != nil {
 		g.log.Error("revert stopped", zap.Error(err))
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	if rep.Summary != nil {
-		if code := rep.Summary.ExitCode(); code != jobs.ExitOK {
+		if code := rep.Summary.ExitCode(); code != executor.ExitOK {
 			return withCode(code, fmt.Errorf("revert of %s: %d changes failed or were not verified (see above)", rep.Of, rep.Summary.Failed+rep.Summary.Applied-rep.Summary.Verified))
 		}
 	}

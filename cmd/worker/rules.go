@@ -6,9 +6,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/executor"
 	"github.com/spf13/cobra"
-
-	"github.com/exo-worker/worker/jobs"
 )
 
 // RulesSchema names the JSON document `worker rules --output json` prints.
@@ -28,19 +28,19 @@ cloud audit cannot find them; they are listed so you know to look for them in AD
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch output {
 			case "text":
-				writeRulesText(cmd.OutOrStdout(), jobs.Rules())
+				writeRulesText(cmd.OutOrStdout(), audit.Rules())
 				return nil
 			case "json":
-				return writeRulesJSON(cmd.OutOrStdout(), jobs.Rules())
+				return writeRulesJSON(cmd.OutOrStdout(), audit.Rules())
 			}
-			return withCode(jobs.ExitUsage, fmt.Errorf("--output %q: use text or json", output))
+			return withCode(executor.ExitUsage, fmt.Errorf("--output %q: use text or json", output))
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 
-func writeRulesText(w io.Writer, rules []jobs.Rule) {
+func writeRulesText(w io.Writer, rules []audit.Rule) {
 	area := ""
 	for _, r := range rules {
 		if r.Area != area {
@@ -101,7 +101,7 @@ type ruleDoc struct {
 	Source          string `json:"source"`
 }
 
-func writeRulesJSON(w io.Writer, rules []jobs.Rule) error {
+func writeRulesJSON(w io.Writer, rules []audit.Rule) error {
 	d := rulesDoc{Schema: RulesSchema, Rules: []ruleDoc{}}
 	for _, r := range rules {
 		d.Rules = append(d.Rules, ruleDoc{ID: r.ID, Title: r.Title, Severity: string(r.Severity), Area: r.Area, Job: r.Job,

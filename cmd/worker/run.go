@@ -13,6 +13,7 @@ import (
 	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type runFlags struct {
@@ -57,7 +58,7 @@ change more objects than jobs.<job>.max_changes or max_change_percent stops befo
 
 func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if f.output != "text" && f.output != "json" {
-		return withCode(jobs.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
+		return withCode(executor.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,11 +71,11 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	cfg, reg := su.cfg, su.reg
 	job, err := reg.Get(name)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	opts, err := jobOptions(cfg, job)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	if f.dryRun {
 		opts.Mode = jobs.ModeDryRun
@@ -89,7 +90,7 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	// history` shows it, `worker revert` can undo it and it never overlaps a daemon running the same job.
 	st, err := store.Open(ctx, cfg.Store.Path)
 	if err != nil {
-		return withCode(jobs.ExitUsage, fmt.Errorf("store.path: %w", err))
+		return withCode(executor.ExitUsage, fmt.Errorf("store.path: %w", err))
 	}
 	defer func() { _ = st.Close() }()
 	conn, err := connect(cfg, g.log, nil)
@@ -100,7 +101,7 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	ex := &executor.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
 	if job.Describe().NeedsDirectory {
 		if ex.Directory, err = conn.directory(); err != nil {
 			return err
@@ -111,7 +112,7 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("run")})
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	_, sum, runErr := d.RunNow(ctx, job, opts, f.reason, store.TriggerCLI)
 	if sum == nil {
@@ -121,9 +122,9 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 		// A credential the tenant refuses is a configuration problem (exit 1), not a failed object.
 		var ae *auth.Error
 		if errors.As(runErr, &ae) {
-			return withCode(jobs.ExitUsage, runErr)
+			return withCode(executor.ExitUsage, runErr)
 		}
-		return withCode(jobs.ExitFailed, runErr)
+		return withCode(executor.ExitFailed, runErr)
 	}
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -134,10 +135,10 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 		writeText(out, sum)
 	}
 	code := sum.ExitCode()
-	if runErr != nil && code == jobs.ExitOK {
-		code = jobs.ExitFailed
+	if runErr != nil && code == executor.ExitOK {
+		code = executor.ExitFailed
 	}
-	if code != jobs.ExitOK {
+	if code != executor.ExitOK {
 		msg := fmt.Sprintf("%s: %d failed", name, sum.Failed)
 		if sum.Aborted {
 			msg = sum.AbortReason

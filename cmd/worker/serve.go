@@ -25,6 +25,7 @@ import (
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type serveFlags struct {
@@ -78,7 +79,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	out := cmd.OutOrStdout()
 
 	if f.simDir != "" && !f.sim {
-		return withCode(jobs.ExitUsage, errors.New("--sim-dir needs --sim"))
+		return withCode(executor.ExitUsage, errors.New("--sim-dir needs --sim"))
 	}
 	su, err := loadSetup(g, f.sim, simSetup{dir: f.simDir, extra: serveSimSection})
 	if err != nil {
@@ -90,19 +91,19 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	}
 	cfg, reg := su.cfg, su.reg
 	if err := applyScheduleFlags(cfg, reg, f.schedules); err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	if f.listen != "" {
 		cfg.Server.Listen = f.listen
 	}
 	specs, err := jobSpecs(cfg, reg)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 
 	st, err := store.Open(ctx, cfg.Store.Path)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	defer func() { _ = st.Close() }()
 	m := metrics.New(metrics.Options{})
@@ -114,7 +115,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	ex := &jobs.Executor{Client: client, Log: g.log.Named("executor"), ChunkSize: f.chunkSize,
+	ex := &executor.Executor{Client: client, Log: g.log.Named("executor"), ChunkSize: f.chunkSize,
 		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
 	// Audits read Graph; building the reader makes no request, so it is wired whether or not one is scheduled
 	// (any job can be triggered through the API).
@@ -124,13 +125,13 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
 		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart})
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 
 	var token []byte
 	if cfg.Server.TokenFile != "" {
 		if token, err = server.ReadTokenFile(cfg.Server.TokenFile); err != nil {
-			return withCode(jobs.ExitUsage, err)
+			return withCode(executor.ExitUsage, err)
 		}
 	}
 	httpSrv, err := server.New(server.Options{
@@ -148,16 +149,16 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		ShutdownGrace: 2 * time.Second,
 	})
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
 	if err != nil {
-		return withCode(jobs.ExitUsage, fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err))
+		return withCode(executor.ExitUsage, fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err))
 	}
 	if err := d.Start(ctx); err != nil {
 		_ = ln.Close()
-		return withCode(jobs.ExitFailed, err)
+		return withCode(executor.ExitFailed, err)
 	}
 	srvCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
@@ -182,7 +183,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		}
 		return nil
 	}
-	return withCode(jobs.ExitFailed, failed)
+	return withCode(executor.ExitFailed, failed)
 }
 
 // serveSimSection is the part of the simulator's configuration only the daemon needs: a server token and a

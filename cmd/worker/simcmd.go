@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/internal/sim"
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type simFlags struct {
@@ -56,11 +56,11 @@ Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test benc
 			srv := st.srv
 			yaml, err := os.ReadFile(st.config)
 			if err != nil {
-				return withCode(jobs.ExitUsage, err)
+				return withCode(executor.ExitUsage, err)
 			}
 			if f.writeConfig != "" {
 				if err := os.WriteFile(f.writeConfig, yaml, 0o600); err != nil {
-					return withCode(jobs.ExitUsage, fmt.Errorf("--write-config: %w", err))
+					return withCode(executor.ExitUsage, fmt.Errorf("--write-config: %w", err))
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "simulated tenant at %s; configuration written to %s\n", srv.URL, f.writeConfig)
 			} else {

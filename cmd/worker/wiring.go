@@ -21,6 +21,10 @@ import (
 	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/library"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // configPath picks the config file: the flag, then WORKER_CONFIG.
@@ -35,10 +39,10 @@ func configPath(flag string) string {
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	return cfg, nil
 }
@@ -46,15 +50,14 @@ func loadConfig(path string) (*config.Config, error) {
 // newRegistry builds the job library from the configuration.
 func newRegistry(cfg *config.Config) (*jobs.Registry, error) {
 	target := ""
-	if jc, ok := cfg.Jobs[jobs.MEURichTextName]; ok {
+	if jc, ok := cfg.Jobs[meurichtext.Name]; ok {
 		target = jc.Target
 	}
-	rt, err := jobs.NewMEURichText(target)
+	reg, err := library.New(target)
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, fmt.Errorf("jobs.%s.target: %w", jobs.MEURichTextName, err))
+		return nil, withCode(executor.ExitUsage, fmt.Errorf("jobs.%s.target: %w", meurichtext.Name, err))
 	}
-	// The audits need no settings; they are always part of the library.
-	return jobs.NewRegistry(append([]jobs.Job{rt}, jobs.Audits()...)...)
+	return reg, nil
 }
 
 // tenantConn is what every command needs to talk to one tenant: the resolved endpoints, an HTTP client that
@@ -72,18 +75,18 @@ type tenantConn struct {
 func connect(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*tenantConn, error) {
 	ep, err := cfg.Tenant.Resolve()
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	hc, err := auth.HTTPClient(cfg)
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	if m != nil {
 		hc = observed(hc, ep, m)
 	}
 	cred, err := auth.NewCredential(cfg, hc, log)
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	return &tenantConn{cfg: cfg, ep: ep, hc: hc, cred: cred, log: log}, nil
 }
@@ -103,7 +106,7 @@ func (t *tenantConn) exo() (*exo.Client, error) {
 		Logger:            t.log.Named("exo"),
 	})
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	return c, nil
 }
@@ -115,9 +118,9 @@ func (t *tenantConn) directory() (jobs.DirectoryReader, error) {
 	gc, err := graph.New(graph.Options{BaseURL: t.ep.GraphURL, Scopes: []string{t.ep.GraphScope}, Credential: t.cred,
 		HTTPClient: t.hc, Logger: t.log.Named("graph")})
 	if err != nil {
-		return nil, withCode(jobs.ExitUsage, err)
+		return nil, withCode(executor.ExitUsage, err)
 	}
-	return jobs.WithMX(gc, &mx.Resolver{Server: t.cfg.Tenant.DNSServer}), nil
+	return audit.WithMX(gc, &mx.Resolver{Server: t.cfg.Tenant.DNSServer}), nil
 }
 
 // tokenCheck asks for an EXO token: the readiness probe of the daemon.
@@ -137,7 +140,7 @@ func newEXOClient(cfg *config.Config, log *zap.Logger) (*exo.Client, error) {
 
 // jobOptions are a job's mode and blast radius from jobs.<job>. A job with no mode configured runs in its
 // safe default: remediation jobs remediate, audits report.
-func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
+func jobOptions(cfg *config.Config, j jobs.Job) (executor.Options, error) {
 	name := j.Name()
 	jc := cfg.Jobs[name]
 	mode := jobs.ModeRemediate
@@ -147,11 +150,11 @@ func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
 	if jc.Mode != "" {
 		m, err := jobs.ParseMode(jc.Mode)
 		if err != nil {
-			return jobs.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
+			return executor.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
 		}
 		mode = m
 	}
-	opts := jobs.Options{Mode: mode, JobConfigPath: "jobs." + name}
+	opts := executor.Options{Mode: mode, JobConfigPath: "jobs." + name}
 	if jc.MaxChanges != nil {
 		opts.MaxChanges = *jc.MaxChanges
 	}
@@ -162,10 +165,10 @@ func jobOptions(cfg *config.Config, j jobs.Job) (jobs.Options, error) {
 }
 
 // configExceptions converts the exceptions: section for the executor.
-func configExceptions(cfg *config.Config) []jobs.Exception {
-	out := make([]jobs.Exception, len(cfg.Exceptions))
+func configExceptions(cfg *config.Config) []executor.Exception {
+	out := make([]executor.Exception, len(cfg.Exceptions))
 	for i, x := range cfg.Exceptions {
-		out[i] = jobs.Exception{Object: x.Object, Jobs: x.Jobs, Owner: x.Owner, Reason: x.Reason,
+		out[i] = executor.Exception{Object: x.Object, Jobs: x.Jobs, Owner: x.Owner, Reason: x.Reason,
 			Expires: x.Expires.Time, ConfigPath: fmt.Sprintf("exceptions[%d]", i)}
 	}
 	return out
@@ -197,7 +200,7 @@ func startSimTenant(o simSetup) (*simTenant, error) {
 	if o.dir == "" {
 		d, err := os.MkdirTemp("", "exo-sim-")
 		if err != nil {
-			return nil, withCode(jobs.ExitUsage, err)
+			return nil, withCode(executor.ExitUsage, err)
 		}
 		o.dir, st.ownDir = d, true
 	}
@@ -211,28 +214,28 @@ func startSimTenant(o simSetup) (*simTenant, error) {
 	srv, err := sim.Start(sim.Options{Dir: o.dir, Listen: o.listen, Scenario: sc, Faults: o.faults, DetailEncoding: o.encoding})
 	if err != nil {
 		st.Close()
-		return nil, withCode(jobs.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
+		return nil, withCode(executor.ExitUsage, fmt.Errorf("start simulated tenant: %w", err))
 	}
 	st.srv = srv
 	// The simulated domains resolve through a DNS server of their own on loopback, so the MX checks run the
 	// same code as against a real tenant without touching the network.
 	if st.dns, err = mx.Serve(mx.Zone{MX: srv.Tenant().MXRecords()}); err != nil {
 		st.Close()
-		return nil, withCode(jobs.ExitUsage, fmt.Errorf("start the simulated DNS server: %w", err))
+		return nil, withCode(executor.ExitUsage, fmt.Errorf("start the simulated DNS server: %w", err))
 	}
 	yaml := simConfigYAML(srv, st.dns.Addr())
 	if o.extra != nil {
 		more, err := o.extra(srv)
 		if err != nil {
 			st.Close()
-			return nil, withCode(jobs.ExitUsage, err)
+			return nil, withCode(executor.ExitUsage, err)
 		}
 		yaml += more
 	}
 	st.config = filepath.Join(srv.Dir, "worker.yaml")
 	if err := os.WriteFile(st.config, []byte(yaml), 0o600); err != nil {
 		st.Close()
-		return nil, withCode(jobs.ExitUsage, fmt.Errorf("write simulator config: %w", err))
+		return nil, withCode(executor.ExitUsage, fmt.Errorf("write simulator config: %w", err))
 	}
 	return st, nil
 }
@@ -271,7 +274,7 @@ func loadSetup(g *globals, useSim bool, o simSetup) (*setup, error) {
 	s := &setup{}
 	switch {
 	case useSim && path != "":
-		return nil, withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+		return nil, withCode(executor.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
 	case useSim:
 		st, err := startSimTenant(o)
 		if err != nil {
@@ -281,7 +284,7 @@ func loadSetup(g *globals, useSim bool, o simSetup) (*setup, error) {
 		g.log.Info("simulated tenant started", zap.String("url", st.srv.URL), zap.String("tenant", st.srv.Creds.TenantDomain),
 			zap.String("dns", st.dns.Addr()), zap.Int("seeded_defects", len(st.srv.Tenant().GroundTruth())))
 	case path == "":
-		return nil, withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
+		return nil, withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
 	}
 	var err error
 	if s.cfg, err = loadConfig(path); err == nil {

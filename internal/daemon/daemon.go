@@ -24,6 +24,7 @@ import (
 	"github.com/exo-worker/worker/internal/server"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // JobSpec is one job as the daemon runs it.
@@ -34,13 +35,13 @@ type JobSpec struct {
 	Schedule string
 	// Options are the job's safety settings (mode, blast radius). Force is ignored: the daemon never lifts
 	// the blast radius, a person does, with a one-shot run.
-	Options jobs.Options
+	Options executor.Options
 }
 
 // Options configure a Daemon.
 type Options struct {
 	Store    store.Store
-	Executor *jobs.Executor
+	Executor *executor.Executor
 	Jobs     []JobSpec
 	Metrics  *metrics.Metrics // nil = no metrics
 	Log      *zap.Logger
@@ -64,7 +65,7 @@ type Options struct {
 // Daemon schedules and runs jobs. It implements server.Runner.
 type Daemon struct {
 	st      store.Store
-	ex      *jobs.Executor
+	ex      *executor.Executor
 	m       *metrics.Metrics
 	log     *zap.Logger
 	owner   string

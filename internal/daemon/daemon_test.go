@@ -21,6 +21,8 @@ import (
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // These tests run the daemon in-process with the real executor, the real exo client, a real SQLite store
@@ -30,7 +32,7 @@ import (
 type env struct {
 	srv *sim.Server
 	st  *store.SQLite
-	ex  *jobs.Executor
+	ex  *executor.Executor
 	m   *metrics.Metrics
 	db  string
 }
@@ -55,7 +57,7 @@ func newEnv(t *testing.T, sc *sim.Scenario, f sim.Faults) *env {
 	db := filepath.Join(dir, "worker.db")
 	st := openStore(t, db)
 	return &env{srv: srv, st: st, m: metrics.New(metrics.Options{NoProcessCollectors: true}), db: db,
-		ex: &jobs.Executor{Client: client}}
+		ex: &executor.Executor{Client: client}}
 }
 
 func openStore(t *testing.T, path string) *store.SQLite {
@@ -68,16 +70,16 @@ func openStore(t *testing.T, path string) *store.SQLite {
 	return st
 }
 
-func richText(t *testing.T) *jobs.MEURichText {
+func richText(t *testing.T) *meurichtext.Job {
 	t.Helper()
-	j, err := jobs.NewMEURichText("")
+	j, err := meurichtext.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return j
 }
 
-func remediate() jobs.Options { return jobs.Options{Mode: jobs.ModeRemediate} }
+func remediate() executor.Options { return executor.Options{Mode: jobs.ModeRemediate} }
 
 func (e *env) daemon(t *testing.T, o daemon.Options) *daemon.Daemon {
 	t.Helper()
@@ -134,7 +136,7 @@ func waitRun(t *testing.T, st store.Store, id string, within time.Duration) stor
 
 func trigger(t *testing.T, d *daemon.Daemon, objects ...string) (string, bool) {
 	t.Helper()
-	id, coalesced, err := d.Trigger(context.Background(), server.Trigger{Job: jobs.MEURichTextName, Objects: objects,
+	id, coalesced, err := d.Trigger(context.Background(), server.Trigger{Job: meurichtext.Name, Objects: objects,
 		Reason: "test", Source: store.TriggerAPI})
 	if err != nil {
 		t.Fatalf("trigger: %v", err)
@@ -206,10 +208,10 @@ func TestTriggeredRunIsRecordedAndJournalled(t *testing.T) {
 			t.Errorf("entry %s: new = %s", en.ObjectID, en.New)
 		}
 	}
-	if got := counter(t, e.m, "exo_worker_runs_total", map[string]string{"job": jobs.MEURichTextName, "status": "succeeded"}); got != 1 {
+	if got := counter(t, e.m, "exo_worker_runs_total", map[string]string{"job": meurichtext.Name, "status": "succeeded"}); got != 1 {
 		t.Errorf("runs_total{succeeded} = %v, want 1", got)
 	}
-	if got := counter(t, e.m, "exo_worker_changes_total", map[string]string{"job": jobs.MEURichTextName, "status": "verified"}); got != float64(want) {
+	if got := counter(t, e.m, "exo_worker_changes_total", map[string]string{"job": meurichtext.Name, "status": "verified"}); got != float64(want) {
 		t.Errorf("changes_total{verified} = %v, want %d", got, want)
 	}
 }
@@ -217,7 +219,7 @@ func TestTriggeredRunIsRecordedAndJournalled(t *testing.T) {
 // journalProbe wraps the real store journal and checks, at every JournalBegin, that the tenant has seen
 // no write the journal has not recorded yet: the journal is written before the writes it announces.
 type journalProbe struct {
-	jobs.Journal
+	executor.Journal
 	srv        *sim.Server
 	mu         sync.Mutex
 	journalled int
@@ -267,7 +269,7 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	e.ex.Journal = daemon.NewJournal(e.st)
 	ctx := context.Background()
 	// A run that another process already gave up on: the store refuses to journal for it.
-	rec, err := e.st.CreateRun(ctx, store.Run{Job: jobs.MEURichTextName, Mode: "remediate"})
+	rec, err := e.st.CreateRun(ctx, store.Run{Job: meurichtext.Name, Mode: "remediate"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +282,7 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	}
 	run.ID = rec.ID
 	sum, err := e.ex.Apply(ctx, run, remediate())
-	var je *jobs.JournalError
+	var je *executor.JournalError
 	if !errors.As(err, &je) || !errors.Is(err, store.ErrRunNotRunning) {
 		t.Fatalf("apply error = %v, want a JournalError wrapping store.ErrRunNotRunning", err)
 	}
@@ -336,7 +338,7 @@ func TestTriggersWhileRunningCoalesceIntoOneFollowUp(t *testing.T) {
 	q, queued := d.QueuedRun(second)
 	if _, err := e.st.GetRun(context.Background(), second); err == nil {
 		t.Logf("follow-up %s already recorded: the machine stalled; queued state not checked", second)
-	} else if !queued || q.Status != store.RunQueued || q.Job != jobs.MEURichTextName || len(q.Objects) != 1 {
+	} else if !queued || q.Status != store.RunQueued || q.Job != meurichtext.Name || len(q.Objects) != 1 {
 		t.Errorf("QueuedRun(%s) = %+v, %v; want queued meu-richtext on 1 object", second, q, queued)
 	}
 	third, c3 := trigger(t, d, need[2].ID, need[1].ID)
@@ -389,7 +391,7 @@ func TestTriggerErrors(t *testing.T) {
 		t.Errorf("unknown job: err = %v, want ErrUnknownJob", err)
 	}
 	d.Stop()
-	if _, _, err := d.Trigger(context.Background(), server.Trigger{Job: jobs.MEURichTextName}); !errors.Is(err, server.ErrShuttingDown) {
+	if _, _, err := d.Trigger(context.Background(), server.Trigger{Job: meurichtext.Name}); !errors.Is(err, server.ErrShuttingDown) {
 		t.Errorf("after stop: err = %v, want ErrShuttingDown", err)
 	}
 }
@@ -435,7 +437,7 @@ func TestTwoDaemonsOnOneDatabaseRunEachTickOnce(t *testing.T) {
 		return []daemon.JobSpec{{Job: richText(t), Schedule: "* * * * * *", Options: remediate()}}
 	}
 	e.daemon(t, daemon.Options{Owner: "daemon-a", Jobs: spec()})
-	ex2 := &jobs.Executor{Client: e.ex.Client}
+	ex2 := &executor.Executor{Client: e.ex.Client}
 	e.daemon(t, daemon.Options{Owner: "daemon-b", Store: st2, Executor: ex2, Jobs: spec(), Metrics: metrics.New(metrics.Options{NoProcessCollectors: true})})
 	// Wait for a few ticks' worth of runs (the machine may be loaded: no fixed sleep).
 	var runs []store.Run
@@ -485,7 +487,7 @@ func (panicJob) Plan(context.Context, *jobs.Tenant) (jobs.Plan, error) {
 func TestPanickingRunIsRecordedFailedAndDaemonGoesOn(t *testing.T) {
 	e := newEnv(t, nil, sim.Faults{})
 	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{
-		{Job: panicJob{}, Options: jobs.Options{Mode: jobs.ModeReport}},
+		{Job: panicJob{}, Options: executor.Options{Mode: jobs.ModeReport}},
 		{Job: richText(t), Options: remediate()},
 	}})
 	id, _, err := d.Trigger(context.Background(), server.Trigger{Job: "panics", Source: store.TriggerAPI})
@@ -553,7 +555,7 @@ func TestStartReconcilesRunsOfADeadProcess(t *testing.T) {
 	need := needing(e.srv, "Never")[:4]
 	// A process that died mid-chunk: it journalled four writes; two reached the tenant, one object was
 	// changed by someone else meanwhile, one write never landed.
-	rec, err := e.st.CreateRun(ctx, store.Run{Job: jobs.MEURichTextName, Mode: "remediate", Owner: "dead-host/1/abcd"})
+	rec, err := e.st.CreateRun(ctx, store.Run{Job: meurichtext.Name, Mode: "remediate", Owner: "dead-host/1/abcd"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -725,9 +727,9 @@ func TestRunNowRecordsAbortsAndHonoursForce(t *testing.T) {
 	e := newEnv(t, nil, sim.Faults{})
 	ctx := context.Background()
 	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{}})
-	opts := jobs.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
+	opts := executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
 	rec, sum, err := d.RunNow(ctx, richText(t), opts, "one-shot", "")
-	var br *jobs.BlastRadiusError
+	var br *executor.BlastRadiusError
 	if !errors.As(err, &br) || rec.Status != store.RunAborted || sum == nil || len(writes(e.srv)) != 0 {
 		t.Fatalf("run over the blast radius: err %v, status %s, %d writes; want aborted before any write", err, rec.Status, len(writes(e.srv)))
 	}
@@ -740,7 +742,7 @@ func TestRunNowRecordsAbortsAndHonoursForce(t *testing.T) {
 		t.Fatalf("forced run: %v, %s, verified %d", err, rec.Status, sum.Verified)
 	}
 	// Another process holds the job: a one-shot run refuses at once instead of writing beside it.
-	if ok, err := e.st.AcquireLease(ctx, "job:"+jobs.MEURichTextName, "other-process", time.Minute); !ok || err != nil {
+	if ok, err := e.st.AcquireLease(ctx, "job:"+meurichtext.Name, "other-process", time.Minute); !ok || err != nil {
 		t.Fatalf("take lease: %v %v", ok, err)
 	}
 	if _, _, err := d.RunNow(ctx, richText(t), opts, "", ""); err == nil || !strings.Contains(err.Error(), "another process") {
@@ -771,7 +773,7 @@ func TestAuditFindingsAreRecordedResolvedAndCounted(t *testing.T) {
 	e := newEnv(t, nil, sim.Faults{})
 	ctx := context.Background()
 	job := &auditJob{objects: []string{"a", "b"}}
-	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{{Job: job, Options: jobs.Options{Mode: jobs.ModeReport}}}})
+	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{{Job: job, Options: executor.Options{Mode: jobs.ModeReport}}}})
 	run := func() {
 		t.Helper()
 		id, _, err := d.Trigger(ctx, server.Trigger{Job: "test-audit", Source: store.TriggerAPI})

@@ -7,15 +7,16 @@ import (
 
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
-// NewJournal adapts the store's change journal to the executor's jobs.Journal. The executor speaks its own
+// NewJournal adapts the store's change journal to the executor's executor.Journal. The executor speaks its own
 // types so that the job library never compiles SQLite; this is the one place the two meet.
-func NewJournal(st store.Store) jobs.Journal { return storeJournal{st: st} }
+func NewJournal(st store.Store) executor.Journal { return storeJournal{st: st} }
 
 type storeJournal struct{ st store.Store }
 
-// JournalBegin implements jobs.Journal. Values are stored as JSON strings: EXO parameters the jobs write are
+// JournalBegin implements executor.Journal. Values are stored as JSON strings: EXO parameters the jobs write are
 // strings (enum names, addresses), and a revert sends back exactly the string that was read.
 func (j storeJournal) JournalBegin(ctx context.Context, runID string, changes []jobs.Change) ([]int64, error) {
 	sc := make([]store.Change, len(changes))
@@ -33,8 +34,8 @@ func (j storeJournal) JournalBegin(ctx context.Context, runID string, changes []
 	return out, nil
 }
 
-// JournalOutcomes implements jobs.Journal.
-func (j storeJournal) JournalOutcomes(ctx context.Context, outcomes []jobs.JournalOutcome) error {
+// JournalOutcomes implements executor.Journal.
+func (j storeJournal) JournalOutcomes(ctx context.Context, outcomes []executor.JournalOutcome) error {
 	so := make([]store.Outcome, 0, len(outcomes))
 	for _, o := range outcomes {
 		st, ok := changeState(o.Status)
@@ -63,16 +64,16 @@ func jsonString(s string) json.RawMessage {
 }
 
 // changeState maps the executor's status of a change onto the journal's state.
-func changeState(s jobs.Status) (store.ChangeState, bool) {
+func changeState(s executor.Status) (store.ChangeState, bool) {
 	switch s {
-	case jobs.StatusApplied, jobs.StatusUnverified:
+	case executor.StatusApplied, executor.StatusUnverified:
 		// Unverified: written, but the read-back could not tell; the error text says so.
 		return store.ChangeStateApplied, true
-	case jobs.StatusVerified:
+	case executor.StatusVerified:
 		return store.ChangeStateVerified, true
-	case jobs.StatusFailed:
+	case executor.StatusFailed:
 		return store.ChangeStateFailed, true
-	case jobs.StatusSkipped:
+	case executor.StatusSkipped:
 		return store.ChangeStateSkipped, true
 	}
 	return "", false

@@ -10,6 +10,7 @@ import (
 
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // ModeRevert is the mode a revert run is recorded with.
@@ -22,7 +23,7 @@ type RevertReport struct {
 	DryRun         bool
 	Status         store.RunStatus
 	// Summary is the executor's account of the revert writes (planned ones for a dry run).
-	Summary *jobs.Summary
+	Summary *executor.Summary
 	// Skipped lists the journal entries of the reverted run that were not put back, and why.
 	Skipped []RevertSkip
 }
@@ -123,10 +124,10 @@ func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) 
 		return nil, err
 	}
 
-	opts := jobs.Options{Mode: jobs.ModeRemediate, JobConfigPath: "jobs." + orig.Job,
+	opts := executor.Options{Mode: jobs.ModeRemediate, JobConfigPath: "jobs." + orig.Job,
 		// The blast radius guarded the run being reverted; putting its own values back is not a new reach.
 		Force: true}
-	run := &jobs.Run{ID: "revert-preview", Job: orig.Job, Started: d.now(), Plan: plan}
+	run := &executor.Run{ID: "revert-preview", Job: orig.Job, Started: d.now(), Plan: plan}
 	if dryRun {
 		opts.Mode = jobs.ModeDryRun
 		rep.Summary, err = d.ex.Apply(ctx, run, opts)
@@ -191,13 +192,13 @@ func (d *Daemon) journalSkips(ctx context.Context, runID string, skips []RevertS
 
 // markReverted marks the original entries whose old value is back (verified, or written when the read-back
 // could not tell) as reverted, so a second revert of the same run does nothing.
-func (d *Daemon) markReverted(ctx context.Context, revertID string, planned []store.JournalEntry, sum *jobs.Summary, log *zap.Logger) {
+func (d *Daemon) markReverted(ctx context.Context, revertID string, planned []store.JournalEntry, sum *executor.Summary, log *zap.Logger) {
 	var outs []store.Outcome
 	for i, cr := range sum.Changes {
 		if i >= len(planned) {
 			break
 		}
-		if cr.Status == jobs.StatusVerified || cr.Status == jobs.StatusApplied || cr.Status == jobs.StatusUnverified {
+		if cr.Status == executor.StatusVerified || cr.Status == executor.StatusApplied || cr.Status == executor.StatusUnverified {
 			e := planned[i]
 			if !strings.EqualFold(e.ObjectID, cr.Object.ID) {
 				continue // order mismatch would be a bug; never mark the wrong entry

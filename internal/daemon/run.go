@@ -12,6 +12,7 @@ import (
 	"github.com/exo-worker/worker/internal/metrics"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 // execute runs one request of a job from lease to record, for the scheduler and triggers.
@@ -43,7 +44,7 @@ var errLease = errors.New("job lease")
 // callers (`worker run` uses it); opts.Force is honoured here, since a person asked for this run.
 // The error is the executor's (blast radius, journal, interruption) or the store's; the summary is nil when
 // the run never planned.
-func (d *Daemon) RunNow(ctx context.Context, job jobs.Job, opts jobs.Options, reason string, source store.Trigger) (store.Run, *jobs.Summary, error) {
+func (d *Daemon) RunNow(ctx context.Context, job jobs.Job, opts executor.Options, reason string, source store.Trigger) (store.Run, *executor.Summary, error) {
 	if source == "" {
 		source = store.TriggerCLI
 	}
@@ -54,8 +55,8 @@ func (d *Daemon) RunNow(ctx context.Context, job jobs.Job, opts jobs.Options, re
 
 // runJob is one run from lease to record. It never panics: a panic in planning or applying is recovered and
 // the run recorded as failed, with the stack in the log.
-func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts jobs.Options, req request, waitLease bool,
-	created func(id string), log *zap.Logger) (store.Run, *jobs.Summary, error) {
+func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts executor.Options, req request, waitLease bool,
+	created func(id string), log *zap.Logger) (store.Run, *executor.Summary, error) {
 	name := job.Name()
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -92,7 +93,7 @@ func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts jobs.Options,
 }
 
 // plannedRun plans and applies, turning every way it can end (panic included) into a RunResult.
-func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opts jobs.Options, log *zap.Logger) (res store.RunResult, sum *jobs.Summary, err error) {
+func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opts executor.Options, log *zap.Logger) (res store.RunResult, sum *executor.Summary, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("run panicked; recorded as failed", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
@@ -120,13 +121,13 @@ func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opt
 }
 
 // result decides a run's final status from the executor's summary and error.
-func result(ctx context.Context, sum *jobs.Summary, err error) store.RunResult {
+func result(ctx context.Context, sum *executor.Summary, err error) store.RunResult {
 	var res store.RunResult
 	if sum != nil {
 		res.Counts = counts(sum)
 	}
-	var br *jobs.BlastRadiusError
-	var je *jobs.JournalError
+	var br *executor.BlastRadiusError
+	var je *executor.JournalError
 	switch {
 	case errors.As(err, &br):
 		res.Status, res.Error = store.RunAborted, err.Error()
@@ -150,13 +151,13 @@ func result(ctx context.Context, sum *jobs.Summary, err error) store.RunResult {
 	return res
 }
 
-func counts(s *jobs.Summary) store.Counts {
+func counts(s *executor.Summary) store.Counts {
 	return store.Counts{InScope: s.InScope, Planned: s.Planned, Applied: s.Applied, Failed: s.Failed,
 		Verified: s.Verified, Skipped: s.Skipped}
 }
 
 // finish records the end of a run in the store and the metrics.
-func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *jobs.Summary, log *zap.Logger) {
+func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *executor.Summary, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res.FinishedAt = d.now()
@@ -182,7 +183,7 @@ func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *jobs.Summary, l
 }
 
 // recordFindings keeps the findings history: new, still open, resolved.
-func (d *Daemon) recordFindings(ctx context.Context, job, runID string, sum *jobs.Summary, log *zap.Logger) {
+func (d *Daemon) recordFindings(ctx context.Context, job, runID string, sum *executor.Summary, log *zap.Logger) {
 	fs := make([]store.Finding, len(sum.Findings))
 	for i, f := range sum.Findings {
 		fs[i] = store.Finding{Rule: f.Rule, ObjectID: f.Object.ID, DisplayName: f.Object.DisplayName,

@@ -133,7 +133,7 @@ type Snapshot struct {
 	SKUs     []SubscribedSKU
 
 	// MX holds the MX records of the tenant's verified domains, keyed by lower-case domain name. It is not
-	// Graph data: jobs.WithMX fills it right after the Graph read, so that audits can tell where a domain's
+	// Graph data: audit.WithMX fills it right after the Graph read, so that audits can tell where a domain's
 	// mail goes without doing I/O while planning. nil when no resolver ran.
 	MX map[string]MX
 }

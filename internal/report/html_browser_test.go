@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
 )
 
 // chromiumPath finds Debian's chromium. In CI (CI=true) a missing browser fails the test, since .ci/run
@@ -154,10 +155,10 @@ func writeReportFile(t *testing.T, r *Report) string {
 // bigSample is the sample plus enough generated findings that counts differ per severity and rule.
 func bigSample() *Report {
 	r := sample()
-	rules := []string{jobs.RuleMEUTargetMXCutover, jobs.RuleMailboxUnlicensed, jobs.RuleDomainMXUnknown}
+	rules := []string{audit.RuleMEUTargetMXCutover, audit.RuleMailboxUnlicensed, audit.RuleDomainMXUnknown}
 	for i := range 60 {
 		id := rules[i%len(rules)]
-		ru, _ := jobs.LookupRule(id)
+		ru, _ := audit.LookupRule(id)
 		r.Findings = append(r.Findings, jobs.Finding{Rule: id, Severity: ru.Severity,
 			Object: jobs.ObjectRef{ID: fmt.Sprintf("44444444-0000-4000-8000-%012d", i), DisplayName: fmt.Sprintf("User %02d", i), Kind: jobs.ObjectUser},
 			Detail: fmt.Sprintf("generated finding %d", i)})
@@ -224,9 +225,9 @@ func TestHTMLReportInChromium(t *testing.T) {
 	if res.Shown != 1 || res.Rows != 1 || len(res.Other) != 0 {
 		t.Errorf("text filter Müller: %d shown, %d rows, others %v; want 1", res.Shown, res.Rows, res.Other)
 	}
-	do(t, b, chromedp.Click(chromedp.CSS("#clear")), chromedp.Click(chromedp.CSS(`#chart g[data-rule="`+jobs.RuleMailboxUnlicensed+`"] rect`)))
-	res = eval[filtered](t, b, fmt.Sprintf(visible, `r.dataset.rule === "`+jobs.RuleMailboxUnlicensed+`"`))
-	if want := c.ByRule[jobs.RuleMailboxUnlicensed]; res.Shown != want || res.Rows != want || len(res.Other) != 0 {
+	do(t, b, chromedp.Click(chromedp.CSS("#clear")), chromedp.Click(chromedp.CSS(`#chart g[data-rule="`+audit.RuleMailboxUnlicensed+`"] rect`)))
+	res = eval[filtered](t, b, fmt.Sprintf(visible, `r.dataset.rule === "`+audit.RuleMailboxUnlicensed+`"`))
+	if want := c.ByRule[audit.RuleMailboxUnlicensed]; res.Shown != want || res.Rows != want || len(res.Other) != 0 {
 		t.Errorf("chart click: %d shown, %d rows, others %v; want %d", res.Shown, res.Rows, res.Other, want)
 	}
 
@@ -256,7 +257,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 
 func TestHTMLReportWithoutFindingsInChromium(t *testing.T) {
 	b := newBrowser(t)
-	path := writeReportFile(t, &Report{Tenant: "contoso.onmicrosoft.com", Jobs: []string{jobs.AddressAuditName}})
+	path := writeReportFile(t, &Report{Tenant: "contoso.onmicrosoft.com", Jobs: []string{audit.AddressAuditName}})
 	do(t, b, chromedp.Navigate("file://"+path))
 	total := eval[string](t, b, `document.querySelector("#total-count").textContent`)
 	notes := eval[int](t, b, `document.querySelectorAll("#no-findings").length`)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
 )
 
 // Schema names the JSON document. Bump it on a breaking change.
@@ -92,11 +93,11 @@ func (r *Report) sorted() *Report {
 
 // rule returns the catalogue entry of a finding's rule, or a stand-in for a rule this build does not know
 // (findings read back from an older store).
-func rule(id string) jobs.Rule {
-	if r, ok := jobs.LookupRule(id); ok {
+func rule(id string) audit.Rule {
+	if r, ok := audit.LookupRule(id); ok {
 		return r
 	}
-	return jobs.Rule{ID: id, Title: id}
+	return audit.Rule{ID: id, Title: id}
 }
 
 // counts are the summary figures every format shows.

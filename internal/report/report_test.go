@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -24,34 +25,34 @@ func sample() *Report {
 	return &Report{
 		Tenant:    "contoso.onmicrosoft.com",
 		Generated: time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC),
-		Jobs:      []string{jobs.MEUAuditName, jobs.AddressAuditName},
+		Jobs:      []string{audit.MEUAuditName, audit.AddressAuditName},
 		Findings: []jobs.Finding{
-			{Rule: jobs.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Detail: "the primary SMTP address is sean@contoso.onmicrosoft.com",
+			{Rule: audit.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Detail: "the primary SMTP address is sean@contoso.onmicrosoft.com",
 				Object: jobs.ObjectRef{ID: "11111111-0000-4000-8000-000000000001", DisplayName: "Seán O’Brien", Address: "sean@contoso.onmicrosoft.com",
 					Kind: jobs.ObjectUser, OnPremisesImmutableID: "AAECAwQFBgcICQoLDA0ODw==", OnPremisesSamAccountName: "sobrien"},
 				OnPrem: &jobs.OnPremFix{Attribute: "mail", Value: "seán.o’brien@contoso.com", Action: "replace"}},
-			{Rule: jobs.RuleAddressDuplicate, Severity: jobs.SeverityHigh, Detail: "o'brien@contoso.com is also an address of \"Sales, EMEA\"",
+			{Rule: audit.RuleAddressDuplicate, Severity: jobs.SeverityHigh, Detail: "o'brien@contoso.com is also an address of \"Sales, EMEA\"",
 				Object: jobs.ObjectRef{ID: "11111111-0000-4000-8000-000000000002", DisplayName: "Jöns Müller", Address: "jons@contoso.com",
 					Kind: jobs.ObjectUser, OnPremisesImmutableID: "not-a-guid", OnPremisesSamAccountName: "jmuller"},
 				OnPrem: &jobs.OnPremFix{Attribute: "proxyAddresses", Value: "smtp:o'brien@contoso.com", Action: "remove"}},
-			{Rule: jobs.RuleUPNUnverifiedSuffix, Severity: jobs.SeverityHigh, Detail: "the on-premises UPN weird(name)*@contoso.local ends in contoso.local",
+			{Rule: audit.RuleUPNUnverifiedSuffix, Severity: jobs.SeverityHigh, Detail: "the on-premises UPN weird(name)*@contoso.local ends in contoso.local",
 				Object: jobs.ObjectRef{ID: "11111111-0000-4000-8000-000000000003", DisplayName: "=cmd|' /C calc'!A0", Kind: jobs.ObjectUser,
 					OnPremisesUserPrincipalName: `weird(name)*\@contoso.local`},
 				OnPrem: &jobs.OnPremFix{Attribute: "userPrincipalName", Value: "weird.name@contoso.com", Action: "replace"}},
-			{Rule: jobs.RuleSyncConflictProxy, Severity: jobs.SeverityHigh, Detail: "sales@contoso.com is already an address of another object",
+			{Rule: audit.RuleSyncConflictProxy, Severity: jobs.SeverityHigh, Detail: "sales@contoso.com is already an address of another object",
 				Object: jobs.ObjectRef{ID: "22222222-0000-4000-8000-000000000001", DisplayName: `Sales, "EMEA"`, Kind: jobs.ObjectGroup,
 					OnPremisesSecurityIdentifier: "S-1-5-21-1004336348-1177238915-682003330-1105", OnPremisesSamAccountName: "sales-emea"},
 				OnPrem: &jobs.OnPremFix{Attribute: "proxyAddresses", Value: "smtp:sales@contoso.com", Action: "remove"}},
-			{Rule: jobs.RuleAddressPrimaryNotMail, Severity: jobs.SeverityMedium, Detail: "mail is old@contoso.com but the primary SMTP address is dl@contoso.com",
+			{Rule: audit.RuleAddressPrimaryNotMail, Severity: jobs.SeverityMedium, Detail: "mail is old@contoso.com but the primary SMTP address is dl@contoso.com",
 				Object: jobs.ObjectRef{ID: "22222222-0000-4000-8000-000000000002", DisplayName: "DL-Finance", Kind: jobs.ObjectGroup, OnPremisesSamAccountName: "dl-finance"},
 				OnPrem: &jobs.OnPremFix{Attribute: "mail", Value: " dl@contoso.com", Action: "replace"}},
-			{Rule: jobs.RuleAddressPrimaryNotMail, Severity: jobs.SeverityMedium, Detail: "mail is ann.old@fabrikam.com but the primary SMTP address is ann@fabrikam.com",
+			{Rule: audit.RuleAddressPrimaryNotMail, Severity: jobs.SeverityMedium, Detail: "mail is ann.old@fabrikam.com but the primary SMTP address is ann@fabrikam.com",
 				Object: jobs.ObjectRef{ID: "33333333-0000-4000-8000-000000000001", DisplayName: "Ann (Fabrikam)", Kind: jobs.ObjectContact, Mail: "ann.old@fabrikam.com"},
 				OnPrem: &jobs.OnPremFix{Attribute: "mail", Value: "ann@fabrikam.com", Action: "replace"}},
-			{Rule: jobs.RuleLicenseOnMailUser, Severity: jobs.SeverityHigh, Detail: "EXCHANGE_S_STANDARD is assigned (since 2026-03-01) but Exchange Online still shows a mail user",
+			{Rule: audit.RuleLicenseOnMailUser, Severity: jobs.SeverityHigh, Detail: "EXCHANGE_S_STANDARD is assigned (since 2026-03-01) but Exchange Online still shows a mail user",
 				Object: jobs.ObjectRef{ID: "11111111-0000-4000-8000-000000000004", DisplayName: "Zoë Ivanova", Address: "zoe@contoso.com", Kind: jobs.ObjectUser,
 					OnPremisesImmutableID: "/////wAAAAAAAAAAAAAAAA=="}},
-			{Rule: jobs.RuleMEUTargetMissing, Severity: jobs.SeverityHigh, Detail: "ExternalEmailAddress (targetAddress) is empty:\nline two",
+			{Rule: audit.RuleMEUTargetMissing, Severity: jobs.SeverityHigh, Detail: "ExternalEmailAddress (targetAddress) is empty:\nline two",
 				Object: jobs.ObjectRef{ID: "11111111-0000-4000-8000-000000000005", DisplayName: "Line\nBreak", Kind: jobs.ObjectUser,
 					OnPremisesImmutableID: "AAECAwQFBgcICQoLDA0OEA=="},
 				OnPrem: &jobs.OnPremFix{Attribute: "targetAddress", Value: "SMTP:line\nbreak@contoso.com", Action: "replace"}},
@@ -340,10 +341,10 @@ func TestJSONSchemaAndCounts(t *testing.T) {
 		t.Errorf("schema %q", doc.Schema)
 	}
 	if doc.Summary.Total != 8 || len(doc.Findings) != 8 || doc.Summary.BySeverity["high"] != 6 || doc.Summary.BySeverity["medium"] != 2 ||
-		doc.Summary.ByRule[jobs.RuleAddressPrimaryNotMail] != 2 {
+		doc.Summary.ByRule[audit.RuleAddressPrimaryNotMail] != 2 {
 		t.Errorf("summary %+v", doc.Summary)
 	}
-	if doc.Findings[0].Object.ObjectGUID == "" && doc.Findings[0].Rule == jobs.RuleAddressOnMicrosoft {
+	if doc.Findings[0].Object.ObjectGUID == "" && doc.Findings[0].Rule == audit.RuleAddressOnMicrosoft {
 		t.Error("object_guid missing")
 	}
 }

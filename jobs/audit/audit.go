@@ -1,4 +1,7 @@
-package jobs
+// Package audit holds the audit jobs of the library — they read Graph and Exchange and return findings only —
+// and the rule catalogue behind their findings: what each rule checks, how bad it is and how it is fixed in
+// on-premises Active Directory. A Suite runs several audits over one read of the tenant (`worker report`).
+package audit
 
 import (
 	"context"
@@ -11,12 +14,13 @@ import (
 
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/directory"
+	"github.com/exo-worker/worker/jobs"
 )
 
 // Audits returns the audit jobs of the library. Each reads Graph (NeedsDirectory) and, where it needs
 // Exchange's view, the EXO queries in Reads; each returns findings only.
-func Audits() []Job {
-	return []Job{&AddressAudit{}, &IdentityAudit{}, &LicenseAudit{}, &MEUAudit{}}
+func Audits() []jobs.Job {
+	return []jobs.Job{&AddressAudit{}, &IdentityAudit{}, &LicenseAudit{}, &MEUAudit{}}
 }
 
 // auditPermissions are what every audit needs: Graph directory reads and Exchange view-only recipients.
@@ -30,17 +34,17 @@ var auditPermissions = []string{
 // double its objects.
 var (
 	// auditMailUsers are the directory-synced plain mail users: the MEUs of a staged migration.
-	auditMailUsers = Query{
+	auditMailUsers = jobs.Query{
 		Cmdlet: "Get-MailUser",
-		Filter: mailUserScope,
+		Filter: jobs.MailUserScope,
 		Select: []string{"ExternalDirectoryObjectId", "DisplayName", "Alias", "PrimarySmtpAddress", "EmailAddresses",
 			"ExternalEmailAddress", "IsDirSynced", "RecipientTypeDetails"},
 	}
-	auditMailboxes = Query{
+	auditMailboxes = jobs.Query{
 		Cmdlet: "Get-Mailbox",
 		Select: []string{"ExternalDirectoryObjectId", "DisplayName", "PrimarySmtpAddress", "RecipientTypeDetails", "IsDirSynced"},
 	}
-	auditAcceptedDomains = Query{
+	auditAcceptedDomains = jobs.Query{
 		Cmdlet: "Get-AcceptedDomain",
 		Select: []string{"DomainName", "DomainType", "Default", "InitialDomain"},
 	}
@@ -60,7 +64,7 @@ type domainView struct {
 	mxResolved  bool
 }
 
-func newDomainView(t *Tenant) domainView {
+func newDomainView(t *jobs.Tenant) domainView {
 	v := domainView{verified: map[string]bool{}, accepted: map[string]bool{}, onMicrosoft: map[string]bool{}}
 	addOnMicrosoft := func(d string) {
 		v.onMicrosoft[d] = true
@@ -154,22 +158,22 @@ func (v domainView) mxError(d string) string {
 }
 
 // userRef builds the ObjectRef of a Graph user with everything a report needs to address it on-premises.
-func userRef(u *directory.User) ObjectRef {
-	return ObjectRef{
-		ID: u.ID, DisplayName: u.DisplayName, Address: primaryOrMail(u.ProxyAddresses, u.Mail), Kind: ObjectUser,
+func userRef(u *directory.User) jobs.ObjectRef {
+	return jobs.ObjectRef{
+		ID: u.ID, DisplayName: u.DisplayName, Address: primaryOrMail(u.ProxyAddresses, u.Mail), Kind: jobs.ObjectUser,
 		OnPremisesImmutableID: u.OnPremisesImmutableID, OnPremisesSamAccountName: u.OnPremisesSamAccountName,
 		OnPremisesUserPrincipalName: u.OnPremisesUserPrincipalName, OnPremisesDistinguishedName: u.OnPremisesDistinguishedName,
 		Mail: u.Mail,
 	}
 }
 
-func groupRef(g *directory.Group) ObjectRef {
-	return ObjectRef{ID: g.ID, DisplayName: g.DisplayName, Address: primaryOrMail(g.ProxyAddresses, g.Mail), Kind: ObjectGroup,
+func groupRef(g *directory.Group) jobs.ObjectRef {
+	return jobs.ObjectRef{ID: g.ID, DisplayName: g.DisplayName, Address: primaryOrMail(g.ProxyAddresses, g.Mail), Kind: jobs.ObjectGroup,
 		OnPremisesSamAccountName: g.OnPremisesSamAccountName, OnPremisesSecurityIdentifier: g.OnPremisesSecurityIdentifier, Mail: g.Mail}
 }
 
-func contactRef(c *directory.Contact) ObjectRef {
-	return ObjectRef{ID: c.ID, DisplayName: c.DisplayName, Address: primaryOrMail(c.ProxyAddresses, c.Mail), Kind: ObjectContact, Mail: c.Mail}
+func contactRef(c *directory.Contact) jobs.ObjectRef {
+	return jobs.ObjectRef{ID: c.ID, DisplayName: c.DisplayName, Address: primaryOrMail(c.ProxyAddresses, c.Mail), Kind: jobs.ObjectContact, Mail: c.Mail}
 }
 
 // primaryOrMail is the address a person recognises: the primary SMTP address, else mail.
@@ -203,12 +207,12 @@ type MXResolver interface {
 // WithMX wraps a DirectoryReader so that every snapshot it returns carries the MX records of the tenant's
 // verified domains (Snapshot.MX). Lookups happen here, before planning, because a job's Plan does no I/O.
 // A failed lookup is recorded per domain, not returned: the audit reports it as a finding and goes on.
-func WithMX(d DirectoryReader, r MXResolver) DirectoryReader {
+func WithMX(d jobs.DirectoryReader, r MXResolver) jobs.DirectoryReader {
 	return &mxDirectory{dir: d, mx: r}
 }
 
 type mxDirectory struct {
-	dir DirectoryReader
+	dir jobs.DirectoryReader
 	mx  MXResolver
 }
 
@@ -262,19 +266,19 @@ func (m *mxDirectory) Snapshot(ctx context.Context) (*directory.Snapshot, error)
 // are concatenated. `worker report` runs its audits as one suite, so a 20,000-object tenant is read once.
 type Suite struct {
 	name string
-	jobs []Job
+	jobs []jobs.Job
 }
 
 // NewSuite combines audit jobs. It refuses remediation jobs (a suite only reports) and two jobs that read
 // the same cmdlet with different queries (the snapshot would hold that cmdlet's objects twice).
-func NewSuite(name string, js ...Job) (*Suite, error) {
+func NewSuite(name string, js ...jobs.Job) (*Suite, error) {
 	if len(js) == 0 {
 		return nil, errors.New("jobs: a suite needs at least one audit")
 	}
-	seen := map[string]Query{}
+	seen := map[string]jobs.Query{}
 	for _, j := range js {
 		d := j.Describe()
-		if d.Kind != KindAudit {
+		if d.Kind != jobs.KindAudit {
 			return nil, fmt.Errorf("jobs: %s is a %s job; a suite only runs audits", j.Name(), d.Kind)
 		}
 		for _, q := range d.Reads {
@@ -287,7 +291,7 @@ func NewSuite(name string, js ...Job) (*Suite, error) {
 	return &Suite{name: name, jobs: js}, nil
 }
 
-func sameQuery(a, b Query) bool {
+func sameQuery(a, b jobs.Query) bool {
 	return a.Cmdlet == b.Cmdlet && a.Filter == b.Filter && slices.Equal(a.Select, b.Select)
 }
 
@@ -295,18 +299,18 @@ func sameQuery(a, b Query) bool {
 func (s *Suite) Name() string { return s.name }
 
 // Jobs lists the audits of the suite.
-func (s *Suite) Jobs() []Job { return slices.Clone(s.jobs) }
+func (s *Suite) Jobs() []jobs.Job { return slices.Clone(s.jobs) }
 
 // Describe implements Job: the union of the audits' reads and permissions.
-func (s *Suite) Describe() Description {
-	d := Description{Kind: KindAudit}
+func (s *Suite) Describe() jobs.Description {
+	d := jobs.Description{Kind: jobs.KindAudit}
 	var names []string
 	for _, j := range s.jobs {
 		jd := j.Describe()
 		names = append(names, j.Name())
 		d.NeedsDirectory = d.NeedsDirectory || jd.NeedsDirectory
 		for _, q := range jd.Reads {
-			if !slices.ContainsFunc(d.Reads, func(p Query) bool { return sameQuery(p, q) }) {
+			if !slices.ContainsFunc(d.Reads, func(p jobs.Query) bool { return sameQuery(p, q) }) {
 				d.Reads = append(d.Reads, q)
 			}
 		}
@@ -321,23 +325,27 @@ func (s *Suite) Describe() Description {
 }
 
 // Plan implements Job: each audit plans over the same snapshot; InScope is the largest of their scopes.
-func (s *Suite) Plan(ctx context.Context, t *Tenant) (Plan, error) {
-	var p Plan
+func (s *Suite) Plan(ctx context.Context, t *jobs.Tenant) (jobs.Plan, error) {
+	var p jobs.Plan
 	for _, j := range s.jobs {
 		jp, err := j.Plan(ctx, t)
 		if err != nil {
-			return Plan{}, fmt.Errorf("%s: %w", j.Name(), err)
+			return jobs.Plan{}, fmt.Errorf("%s: %w", j.Name(), err)
 		}
 		p.InScope = max(p.InScope, jp.InScope)
-		p.Findings = append(p.Findings, jp.Findings...)
+		for _, f := range jp.Findings {
+			// Say which audit reported it: an exception naming that audit covers the finding.
+			f.Job = j.Name()
+			p.Findings = append(p.Findings, f)
+		}
 	}
-	SortFindings(p.Findings)
+	jobs.SortFindings(p.Findings)
 	return p, nil
 }
 
 // exoMailUsers indexes the in-scope MEUs by lower-case ExternalDirectoryObjectId, defending the scope
 // client-side (guests, cloud-only and mailboxes are never MEUs here).
-func exoMailUsers(t *Tenant) map[string]*exo.MailUser {
+func exoMailUsers(t *jobs.Tenant) map[string]*exo.MailUser {
 	m := make(map[string]*exo.MailUser, len(t.MailUsers))
 	for i := range t.MailUsers {
 		mu := &t.MailUsers[i]

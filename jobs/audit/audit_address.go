@@ -1,9 +1,11 @@
-package jobs
+package audit
 
 import (
 	"context"
 	"sort"
 	"strings"
+
+	"github.com/exo-worker/worker/jobs"
 )
 
 // AddressAudit checks the address state of every synced, mail-enabled user, group and contact as Graph
@@ -15,19 +17,19 @@ type AddressAudit struct{}
 func (*AddressAudit) Name() string { return AddressAuditName }
 
 // Describe implements Job.
-func (*AddressAudit) Describe() Description {
-	return Description{
+func (*AddressAudit) Describe() jobs.Description {
+	return jobs.Description{
 		Summary:        "Audit proxyAddresses and mail of synced users, groups and contacts (one primary, primary = mail, no onmicrosoft.com primary, no duplicates, verified domains)",
-		Kind:           KindAudit,
+		Kind:           jobs.KindAudit,
 		Permissions:    auditPermissions,
-		Reads:          []Query{auditAcceptedDomains},
+		Reads:          []jobs.Query{auditAcceptedDomains},
 		NeedsDirectory: true,
 	}
 }
 
 // addressed is one synced mail-enabled object under audit, whatever its directory class.
 type addressed struct {
-	ref     ObjectRef
+	ref     jobs.ObjectRef
 	mail    string
 	proxies []string
 	// onMicrosoftMatters: a primary at the tenant's onmicrosoft.com is a defect for users and groups; a
@@ -37,9 +39,9 @@ type addressed struct {
 }
 
 // Plan implements Job.
-func (a *AddressAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
+func (a *AddressAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	if t.Directory == nil {
-		return Plan{}, errNoDirectory
+		return jobs.Plan{}, errNoDirectory
 	}
 	dv := newDomainView(t)
 	var objs []addressed
@@ -65,7 +67,7 @@ func (a *AddressAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 		objs = append(objs, addressed{ref: contactRef(c), mail: c.Mail, proxies: c.ProxyAddresses})
 	}
 
-	p := Plan{InScope: len(objs)}
+	p := jobs.Plan{InScope: len(objs)}
 	holders := map[string][]holder{} // lower-case SMTP address → objects holding it
 	for i, o := range objs {
 		p.Findings = append(p.Findings, checkAddresses(o, dv)...)
@@ -80,13 +82,13 @@ func (a *AddressAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 		}
 	}
 	p.Findings = append(p.Findings, crossDuplicates(objs, holders)...)
-	SortFindings(p.Findings)
+	jobs.SortFindings(p.Findings)
 	return p, nil
 }
 
 // checkAddresses applies the per-object address rules.
-func checkAddresses(o addressed, dv domainView) []Finding {
-	var out []Finding
+func checkAddresses(o addressed, dv domainView) []jobs.Finding {
+	var out []jobs.Finding
 	smtp := smtpAddresses(o.proxies)
 	if len(smtp) == 0 {
 		// No SMTP address at all: the object is not a recipient in Exchange; nothing to compare.
@@ -106,7 +108,7 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 				drop = ProxyAddress{Prefix: strings.ToLower(s.Prefix), Value: s.Value}
 			}
 			out = append(out, newFinding(RuleAddressDuplicate, o.ref,
-				&OnPremFix{Attribute: "proxyAddresses", Value: drop.String(), Action: "remove"},
+				&jobs.OnPremFix{Attribute: "proxyAddresses", Value: drop.String(), Action: "remove"},
 				"%s appears twice in proxyAddresses (%s and %s)", s.Value, first, s))
 			continue
 		}
@@ -115,9 +117,9 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 
 	switch len(primaries) {
 	case 0:
-		var fix *OnPremFix
+		var fix *jobs.OnPremFix
 		if o.mail != "" {
-			fix = &OnPremFix{Attribute: "proxyAddresses", Value: "SMTP:" + o.mail, Action: "add"}
+			fix = &jobs.OnPremFix{Attribute: "proxyAddresses", Value: "SMTP:" + o.mail, Action: "add"}
 		}
 		out = append(out, newFinding(RuleAddressPrimaryCount, o.ref, fix,
 			"proxyAddresses has %d SMTP address(es) but none is primary (no upper-case SMTP: prefix)", len(smtp)))
@@ -137,7 +139,7 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 				continue
 			}
 			out = append(out, newFinding(RuleAddressPrimaryCount, o.ref,
-				&OnPremFix{Attribute: "proxyAddresses", Value: pr.String(), Action: "remove"},
+				&jobs.OnPremFix{Attribute: "proxyAddresses", Value: pr.String(), Action: "remove"},
 				"proxyAddresses has %d primary SMTP addresses; keep %s, remove %s (add it back as smtp:%s if it is still needed)",
 				len(primaries), keep, pr, pr.Value))
 		}
@@ -152,7 +154,7 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 	}
 	if o.mail != "" && !strings.EqualFold(o.mail, primary.Value) && !(o.internal && onMS) {
 		out = append(out, newFinding(RuleAddressPrimaryNotMail, o.ref,
-			&OnPremFix{Attribute: "mail", Value: primary.Value, Action: "replace"},
+			&jobs.OnPremFix{Attribute: "mail", Value: primary.Value, Action: "replace"},
 			"mail is %s but the primary SMTP address is %s", o.mail, primary.Value))
 	}
 	if o.internal && dv.known() {
@@ -167,7 +169,7 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 				continue
 			}
 			out = append(out, newFinding(RuleAddressUnverifiedDomain, o.ref,
-				&OnPremFix{Attribute: "proxyAddresses", Value: s.String(), Action: "remove"},
+				&jobs.OnPremFix{Attribute: "proxyAddresses", Value: s.String(), Action: "remove"},
 				"%s is at %s, which is not a verified domain of the tenant", s.Value, d))
 		}
 	}
@@ -177,22 +179,22 @@ func checkAddresses(o addressed, dv domainView) []Finding {
 // suggestAddressFix proposes the mail value that gives an object with an onmicrosoft.com primary a
 // company address: an existing secondary at a company domain, else the on-prem UPN when its domain is
 // one, else the primary's local part at the default domain.
-func suggestAddressFix(o addressed, smtp []ProxyAddress, dv domainView) *OnPremFix {
+func suggestAddressFix(o addressed, smtp []ProxyAddress, dv domainView) *jobs.OnPremFix {
 	for _, s := range smtp {
 		if !s.IsPrimary() && dv.isVanity(s.Domain()) && dv.isVerified(s.Domain()) {
-			return &OnPremFix{Attribute: "mail", Value: s.Value, Action: "replace"}
+			return &jobs.OnPremFix{Attribute: "mail", Value: s.Value, Action: "replace"}
 		}
 	}
 	if o.mail != "" && dv.isVanity(domainOf(o.mail)) && dv.isVerified(domainOf(o.mail)) {
 		// mail is already right; the SMTP: entry in AD is what is missing.
-		return &OnPremFix{Attribute: "proxyAddresses", Value: "SMTP:" + o.mail, Action: "add"}
+		return &jobs.OnPremFix{Attribute: "proxyAddresses", Value: "SMTP:" + o.mail, Action: "add"}
 	}
 	if o.upn != "" && dv.isVanity(domainOf(o.upn)) && dv.isVerified(domainOf(o.upn)) {
-		return &OnPremFix{Attribute: "mail", Value: o.upn, Action: "replace"}
+		return &jobs.OnPremFix{Attribute: "mail", Value: o.upn, Action: "replace"}
 	}
 	for _, s := range smtp {
 		if s.IsPrimary() && dv.defaultName != "" {
-			return &OnPremFix{Attribute: "mail", Value: localPart(s.Value) + "@" + dv.defaultName, Action: "replace"}
+			return &jobs.OnPremFix{Attribute: "mail", Value: localPart(s.Value) + "@" + dv.defaultName, Action: "replace"}
 		}
 	}
 	return nil
@@ -206,8 +208,8 @@ type holder struct {
 // crossDuplicates reports SMTP addresses held by more than one object. The holder where the address is
 // primary (else the first by object id) keeps it; every other holder gets a finding, with a removal fix when
 // the address is only a secondary there.
-func crossDuplicates(objs []addressed, holders map[string][]holder) []Finding {
-	var out []Finding
+func crossDuplicates(objs []addressed, holders map[string][]holder) []jobs.Finding {
+	var out []jobs.Finding
 	keys := make([]string, 0)
 	for k, hs := range holders {
 		if len(hs) > 1 {
@@ -227,12 +229,12 @@ func crossDuplicates(objs []addressed, holders map[string][]holder) []Finding {
 		keeper := objs[hs[0].obj].ref
 		for _, h := range hs[1:] {
 			o := objs[h.obj]
-			var fix *OnPremFix
+			var fix *jobs.OnPremFix
 			note := ""
 			if h.entry.IsPrimary() {
 				note = "; it is this object's primary address, so choose which object keeps it before changing AD"
 			} else {
-				fix = &OnPremFix{Attribute: "proxyAddresses", Value: h.entry.String(), Action: "remove"}
+				fix = &jobs.OnPremFix{Attribute: "proxyAddresses", Value: h.entry.String(), Action: "remove"}
 			}
 			out = append(out, newFinding(RuleAddressDuplicate, o.ref, fix,
 				"%s is also an address of %s (%s)%s", h.entry.Value, keeper, keeper.ID, note))

@@ -1,4 +1,8 @@
-package jobs
+// Package executor is the one place where a job's plan meets the tenant. It loads the reads a job declares,
+// asks the job for its plan, then enforces the safety model: the mode (report, dry-run, remediate), the
+// exceptions, the blast radius, the journal before every write, batched writes with a circuit breaker, and a
+// read-back of every changed object. Jobs never see any of it (package jobs says why).
+package executor
 
 import (
 	"context"
@@ -14,26 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/jobs"
 )
-
-// Mode is how a run treats the tenant.
-type Mode string
-
-// The three modes of the safety model.
-const (
-	ModeReport    Mode = "report"    // findings only, changes are listed but never applied
-	ModeDryRun    Mode = "dry-run"   // the plan printed old → new, zero writes
-	ModeRemediate Mode = "remediate" // the plan applied, then read back
-)
-
-// ParseMode accepts the three mode names.
-func ParseMode(s string) (Mode, error) {
-	switch Mode(s) {
-	case ModeReport, ModeDryRun, ModeRemediate:
-		return Mode(s), nil
-	}
-	return "", fmt.Errorf("mode %q is not one of report, dry-run, remediate", s)
-}
 
 // Status is the outcome of one change.
 type Status string
@@ -50,7 +36,7 @@ const (
 
 // Client is what the executor needs from the EXO client: paged reads and batched writes.
 type Client interface {
-	Reader
+	jobs.Reader
 	Batch(ctx context.Context, cmds []exo.Command) []exo.BatchResult
 }
 
@@ -63,7 +49,7 @@ type Progress interface {
 
 // Options are the per-run safety settings.
 type Options struct {
-	Mode Mode
+	Mode jobs.Mode
 	// MaxChanges stops a run that would change more objects than this (0 = no limit).
 	MaxChanges int
 	// MaxChangePercent stops a run that would change more than this share of the objects in scope (0 = no limit).
@@ -84,7 +70,7 @@ type Options struct {
 type Executor struct {
 	Client Client
 	// Directory reads Graph for jobs that need it (audits); nil when no such job runs.
-	Directory DirectoryReader
+	Directory jobs.DirectoryReader
 	Log       *zap.Logger
 	Progress  Progress
 	// ChunkSize is how many changes are sent between breaker checks (default 100).
@@ -118,16 +104,16 @@ type Run struct {
 	ID      string
 	Job     string
 	Started time.Time
-	Plan    Plan
+	Plan    jobs.Plan
 	// Reads are the job's queries, re-run for the read-back.
-	Reads []Query
+	Reads []jobs.Query
 }
 
 // Summary is the result of a run, printed by the CLI and recorded by the store.
 type Summary struct {
 	RunID    string
 	Job      string
-	Mode     Mode
+	Mode     jobs.Mode
 	InScope  int
 	Planned  int
 	Applied  int
@@ -135,7 +121,7 @@ type Summary struct {
 	Verified int
 	Skipped  int
 	Changes  []ChangeResult
-	Findings []Finding
+	Findings []jobs.Finding
 	Started  time.Time
 	Finished time.Time
 	// Aborted is set when the run stopped before finishing its changes; AbortReason says why and what to do.
@@ -148,7 +134,7 @@ type Summary struct {
 
 // ChangeResult is one change and what happened to it.
 type ChangeResult struct {
-	Change
+	jobs.Change
 	Status    Status
 	Error     string
 	RequestID string
@@ -244,13 +230,13 @@ func NewRunID(now time.Time) string {
 }
 
 // Plan reads what the job needs and asks it for its plan. Nothing is written.
-func (e *Executor) Plan(ctx context.Context, job Job) (*Run, error) {
+func (e *Executor) Plan(ctx context.Context, job jobs.Job) (*Run, error) {
 	run := &Run{ID: NewRunID(e.now()), Job: job.Name(), Started: e.now()}
 	d := job.Describe()
 	if e.Progress != nil {
 		e.Progress.Phase("reading tenant", -1)
 	}
-	t, err := LoadTenant(ctx, e.Client, d.Reads, func(n int) {
+	t, err := jobs.LoadTenant(ctx, e.Client, d.Reads, func(n int) {
 		if e.Progress != nil {
 			e.Progress.Add(n)
 		}
@@ -297,7 +283,7 @@ func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary,
 		s.Warnings = append(s.Warnings, w)
 		e.log().Warn(w, zap.String("run", s.RunID), zap.String("job", s.Job))
 	}
-	if opts.Mode != ModeRemediate || len(changes) == 0 {
+	if opts.Mode != jobs.ModeRemediate || len(changes) == 0 {
 		s.count()
 		return s, nil
 	}
@@ -321,7 +307,7 @@ func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary,
 }
 
 // Run plans and applies in one step.
-func (e *Executor) Run(ctx context.Context, job Job, opts Options) (*Summary, error) {
+func (e *Executor) Run(ctx context.Context, job jobs.Job, opts Options) (*Summary, error) {
 	run, err := e.Plan(ctx, job)
 	if err != nil {
 		return nil, err
@@ -332,7 +318,7 @@ func (e *Executor) Run(ctx context.Context, job Job, opts Options) (*Summary, er
 // restrict keeps the changes and findings of a targeted rerun's objects, and warns about named objects
 // with nothing planned (already right, out of the job's scope, or unknown) so an alert-driven rerun says
 // what it did not do.
-func restrict(p Plan, objects []string) ([]Change, []Finding, []string) {
+func restrict(p jobs.Plan, objects []string) ([]jobs.Change, []jobs.Finding, []string) {
 	if len(objects) == 0 {
 		return p.Changes, p.Findings, nil
 	}
@@ -342,7 +328,7 @@ func restrict(p Plan, objects []string) ([]Change, []Finding, []string) {
 			want[o] = false
 		}
 	}
-	var changes []Change
+	var changes []jobs.Change
 	for _, c := range p.Changes {
 		id := strings.ToLower(c.Object.ID)
 		if _, ok := want[id]; ok {
@@ -350,7 +336,7 @@ func restrict(p Plan, objects []string) ([]Change, []Finding, []string) {
 			want[id] = true
 		}
 	}
-	var findings []Finding
+	var findings []jobs.Finding
 	for _, f := range p.Findings {
 		id := strings.ToLower(f.Object.ID)
 		if _, ok := want[id]; ok {
@@ -488,7 +474,7 @@ func skipFrom(s *Summary, from int, why string) {
 // read-back for a fraction of the throttle budget. An object that still shows its old value (or is missing)
 // is read again a few times before the change is called failed: Exchange Online may answer from a domain
 // controller the write has not replicated to yet.
-func (e *Executor) readBack(ctx context.Context, s *Summary, reads []Query) {
+func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query) {
 	var idx []int
 	for i, cr := range s.Changes {
 		if cr.Status == StatusApplied {
@@ -609,7 +595,7 @@ func (e *Executor) readEach(ctx context.Context, s *Summary, idx []int) {
 }
 
 // listForReadBack re-runs the job's query selecting the id and every written parameter.
-func (e *Executor) listForReadBack(ctx context.Context, q Query, changes []ChangeResult, idx []int) (map[string]map[string]json.RawMessage, error) {
+func (e *Executor) listForReadBack(ctx context.Context, q jobs.Query, changes []ChangeResult, idx []int) (map[string]map[string]json.RawMessage, error) {
 	sel := []string{"ExternalDirectoryObjectId"}
 	seenParam := map[string]bool{}
 	for _, i := range idx {

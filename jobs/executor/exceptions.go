@@ -1,10 +1,12 @@
-package jobs
+package executor
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/exo-worker/worker/jobs"
 )
 
 // Exception keeps the executor away from one object: a person decided that a job must not change it (a
@@ -34,7 +36,7 @@ func (x Exception) appliesTo(job string) bool {
 }
 
 // matches reports whether the exception names o.
-func (x Exception) matches(o ObjectRef) bool {
+func (x Exception) matches(o jobs.ObjectRef) bool {
 	want := strings.TrimSpace(x.Object)
 	if want == "" {
 		return false
@@ -89,8 +91,8 @@ func (x Exception) expiryDay() string {
 
 // exceptFindings takes the findings on excepted objects out of the summary: an exception says a person knows
 // about the object and decided to leave it be, so an audit neither reports it nor keeps it open in the
-// findings history. Each exception that hid findings says so once. A finding belongs to the audit of its rule
-// (a report suite runs several), so an exception naming that audit covers it.
+// findings history. Each exception that hid findings says so once. A finding belongs to the job that reported it
+// (Finding.Job: a report suite runs several audits), so an exception naming that audit covers it.
 func exceptFindings(s *Summary, active []Exception) []string {
 	hidden := map[int]int{} // index in active → findings hidden
 	kept := s.Findings[:0:0]
@@ -119,11 +121,10 @@ func exceptFindings(s *Summary, active []Exception) []string {
 	return notes
 }
 
-// findingJob is the audit that reports a finding's rule, or the run's job for a rule the catalogue does not
-// know.
-func findingJob(s *Summary, f Finding) string {
-	if r, ok := LookupRule(f.Rule); ok && r.Job != "" {
-		return r.Job
+// findingJob is the job that reported a finding: the audit of a suite that set Finding.Job, else the run's.
+func findingJob(s *Summary, f jobs.Finding) string {
+	if f.Job != "" {
+		return f.Job
 	}
 	return s.Job
 }

@@ -1,4 +1,4 @@
-package jobs
+package audit
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/directory"
+	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // The fixture tenant: contoso.com (default, MX on-premises), eu.contoso.com (verified, MX already at
@@ -83,12 +85,12 @@ type fixture struct {
 	noMX      bool
 }
 
-func (f fixture) tenant() *Tenant {
+func (f fixture) tenant() *jobs.Tenant {
 	mx := f.mx
 	if mx == nil && !f.noMX {
 		mx = fixtureMX
 	}
-	return &Tenant{
+	return &jobs.Tenant{
 		MailUsers: f.mailUsers, Mailboxes: f.mailboxes, AcceptedDomains: fixtureAccepted,
 		Directory: &directory.Snapshot{Users: f.users, Groups: f.groups, Contacts: f.contacts, Domains: fixtureDomains, MX: mx},
 	}
@@ -105,7 +107,7 @@ type auditCase struct {
 	detail string
 }
 
-func runAuditCases(t *testing.T, j Job, cases []auditCase) {
+func runAuditCases(t *testing.T, j jobs.Job, cases []auditCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,10 +324,10 @@ func TestMEUAudit(t *testing.T) {
 func TestAuditsNeedTheDirectory(t *testing.T) {
 	for _, j := range Audits() {
 		d := j.Describe()
-		if d.Kind != KindAudit || !d.NeedsDirectory || len(d.Owns) != 0 {
+		if d.Kind != jobs.KindAudit || !d.NeedsDirectory || len(d.Owns) != 0 {
 			t.Errorf("%s: kind %s, needs directory %v, owns %v: audits read Graph and write nothing", j.Name(), d.Kind, d.NeedsDirectory, d.Owns)
 		}
-		if _, err := j.Plan(context.Background(), &Tenant{}); !errors.Is(err, errNoDirectory) {
+		if _, err := j.Plan(context.Background(), &jobs.Tenant{}); !errors.Is(err, errNoDirectory) {
 			t.Errorf("%s planned without a directory: %v", j.Name(), err)
 		}
 	}
@@ -365,8 +367,13 @@ func TestSuite(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("suite findings %v, want %v (sorted by severity, rule, object)", got, want)
 	}
+	for _, f := range p.Findings {
+		if r, _ := LookupRule(f.Rule); f.Job != r.Job {
+			t.Errorf("finding %s/%s says job %q, want the audit of its rule, %q", f.Rule, f.Object.ID, f.Job, r.Job)
+		}
+	}
 
-	rt, _ := NewMEURichText("")
+	rt, _ := meurichtext.New("")
 	if _, err := NewSuite("x", rt); err == nil {
 		t.Error("a suite accepted a remediation job")
 	}
@@ -378,8 +385,8 @@ func TestSuite(t *testing.T) {
 type conflictingAudit struct{ MEUAudit }
 
 func (conflictingAudit) Name() string { return "conflicting" }
-func (conflictingAudit) Describe() Description {
-	return Description{Kind: KindAudit, Reads: []Query{{Cmdlet: "Get-MailUser", Filter: "Name -like 'a*'"}}}
+func (conflictingAudit) Describe() jobs.Description {
+	return jobs.Description{Kind: jobs.KindAudit, Reads: []jobs.Query{{Cmdlet: "Get-MailUser", Filter: "Name -like 'a*'"}}}
 }
 
 // staticDirectory and staticMX stand in for Graph and DNS in the WithMX test: both are this package's

@@ -1,9 +1,11 @@
-package jobs
+package audit
 
 import (
 	"context"
 	"sort"
 	"strings"
+
+	"github.com/exo-worker/worker/jobs"
 )
 
 // MEUAudit checks where each directory-synced mail user's mail goes (ExternalEmailAddress, the AD
@@ -16,20 +18,20 @@ type MEUAudit struct{}
 func (*MEUAudit) Name() string { return MEUAuditName }
 
 // Describe implements Job.
-func (*MEUAudit) Describe() Description {
-	return Description{
+func (*MEUAudit) Describe() jobs.Description {
+	return jobs.Description{
 		Summary:        "Audit directory-synced mail users' targetAddress: missing, pointing back into the tenant, or at a domain whose MX already points to Exchange Online",
-		Kind:           KindAudit,
+		Kind:           jobs.KindAudit,
 		Permissions:    append(append([]string(nil), auditPermissions...), "DNS: MX lookups of the tenant's verified domains"),
-		Reads:          []Query{auditMailUsers, auditAcceptedDomains},
+		Reads:          []jobs.Query{auditMailUsers, auditAcceptedDomains},
 		NeedsDirectory: true,
 	}
 }
 
 // Plan implements Job.
-func (a *MEUAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
+func (a *MEUAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	if t.Directory == nil {
-		return Plan{}, errNoDirectory
+		return jobs.Plan{}, errNoDirectory
 	}
 	dv := newDomainView(t)
 	users := usersByID(t.Directory)
@@ -40,11 +42,11 @@ func (a *MEUAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 	}
 	sort.Strings(ids)
 
-	p := Plan{InScope: len(ids)}
+	p := jobs.Plan{InScope: len(ids)}
 	unknownMX := map[string]int{} // tenant domain → MEUs forwarding to it whose MX is unknown
 	for _, id := range ids {
 		mu := meus[id]
-		ref := ObjectRef{ID: mu.ExternalDirectoryObjectId, DisplayName: mu.DisplayName, Address: mu.PrimarySmtpAddress, Kind: ObjectUser}
+		ref := jobs.ObjectRef{ID: mu.ExternalDirectoryObjectId, DisplayName: mu.DisplayName, Address: mu.PrimarySmtpAddress, Kind: jobs.ObjectUser}
 		if u, ok := users[id]; ok {
 			ref = userRef(u)
 			if ref.Address == "" {
@@ -80,16 +82,16 @@ func (a *MEUAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 	sort.Strings(domains)
 	for _, d := range domains {
 		p.Findings = append(p.Findings, newFinding(RuleDomainMXUnknown,
-			ObjectRef{ID: d, DisplayName: d, Kind: ObjectDomain}, nil,
+			jobs.ObjectRef{ID: d, DisplayName: d, Kind: jobs.ObjectDomain}, nil,
 			"%d mail user(s) forward to %s, whose MX record is unknown: %s", unknownMX[d], d, dv.mxError(d)))
 	}
-	SortFindings(p.Findings)
+	jobs.SortFindings(p.Findings)
 	return p, nil
 }
 
 // targetFix proposes targetAddress = SMTP:<primary> when the primary address is at a company domain whose
 // mail still goes elsewhere than Exchange Online; otherwise there is no value the audit can know.
-func targetFix(primary string, dv domainView) *OnPremFix {
+func targetFix(primary string, dv domainView) *jobs.OnPremFix {
 	d := domainOf(primary)
 	if primary == "" || !dv.isVanity(d) {
 		return nil
@@ -97,5 +99,5 @@ func targetFix(primary string, dv domainView) *OnPremFix {
 	if atEXO, _, ok := dv.mxAtEXO(d); !ok || atEXO {
 		return nil
 	}
-	return &OnPremFix{Attribute: "targetAddress", Value: "SMTP:" + primary, Action: "replace"}
+	return &jobs.OnPremFix{Attribute: "targetAddress", Value: "SMTP:" + primary, Action: "replace"}
 }

@@ -1,4 +1,4 @@
-package jobs_test
+package executor_test
 
 import (
 	"context"
@@ -8,14 +8,17 @@ import (
 
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
-func planOf(objs ...jobs.ObjectRef) *jobs.Run {
+func planOf(objs ...jobs.ObjectRef) *executor.Run {
 	p := jobs.Plan{InScope: len(objs)}
 	for _, o := range objs {
 		p.Changes = append(p.Changes, jobs.Change{Object: o, Cmdlet: "Set-MailUser", Param: "UseMapiRichTextFormat", From: "Always", To: "Never"})
 	}
-	return &jobs.Run{ID: "r1", Job: jobs.MEURichTextName, Plan: p}
+	return &executor.Run{ID: "r1", Job: meurichtext.Name, Plan: p}
 }
 
 func TestExceptionsInDryRun(t *testing.T) {
@@ -25,37 +28,37 @@ func TestExceptionsInDryRun(t *testing.T) {
 		OnPremisesUserPrincipalName: "bob.smith@corp.contoso.com"}
 	tests := []struct {
 		name        string
-		exc         jobs.Exception
+		exc         executor.Exception
 		wantSkipped []string // object ids
 		wantWarn    string   // substring of a warning; "" = no warning
 	}{
-		{"by id, any case", jobs.Exception{Object: strings.ToUpper(jane.ID), Owner: "it-ops@contoso.com", Reason: "pilot"}, []string{jane.ID}, ""},
-		{"by primary address", jobs.Exception{Object: "BOB@contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
-		{"by on-premises UPN", jobs.Exception{Object: "Bob.Smith@corp.contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
-		{"for this job", jobs.Exception{Object: jane.Address, Jobs: []string{"address-audit", jobs.MEURichTextName}, Owner: "o", Reason: "r"}, []string{jane.ID}, ""},
-		{"for another job only", jobs.Exception{Object: jane.Address, Jobs: []string{"address-audit"}, Owner: "o", Reason: "r"}, nil, ""},
-		{"not expired yet", jobs.Exception{Object: jane.ID, Owner: "o", Reason: "r", Expires: now.Add(time.Hour)}, []string{jane.ID}, ""},
-		{"expired", jobs.Exception{Object: jane.ID, Owner: "it-ops@contoso.com", Reason: "r", Expires: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		{"by id, any case", executor.Exception{Object: strings.ToUpper(jane.ID), Owner: "it-ops@contoso.com", Reason: "pilot"}, []string{jane.ID}, ""},
+		{"by primary address", executor.Exception{Object: "BOB@contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
+		{"by on-premises UPN", executor.Exception{Object: "Bob.Smith@corp.contoso.com", Owner: "o", Reason: "r"}, []string{bob.ID}, ""},
+		{"for this job", executor.Exception{Object: jane.Address, Jobs: []string{"address-audit", meurichtext.Name}, Owner: "o", Reason: "r"}, []string{jane.ID}, ""},
+		{"for another job only", executor.Exception{Object: jane.Address, Jobs: []string{"address-audit"}, Owner: "o", Reason: "r"}, nil, ""},
+		{"not expired yet", executor.Exception{Object: jane.ID, Owner: "o", Reason: "r", Expires: now.Add(time.Hour)}, []string{jane.ID}, ""},
+		{"expired", executor.Exception{Object: jane.ID, Owner: "it-ops@contoso.com", Reason: "r", Expires: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 			ConfigPath: "exceptions[0]"}, nil, "exceptions[0] expired on 2026-11-01 (owner it-ops@contoso.com): the object is in scope again"},
-		{"expires at this instant", jobs.Exception{Object: jane.ID, Owner: "o", Reason: "r", Expires: now}, nil, "expired on 2026-11-27T12:00:00Z"},
-		{"unknown object", jobs.Exception{Object: "carol@contoso.com", Owner: "o", Reason: "r"}, nil, ""},
+		{"expires at this instant", executor.Exception{Object: jane.ID, Owner: "o", Reason: "r", Expires: now}, nil, "expired on 2026-11-27T12:00:00Z"},
+		{"unknown object", executor.Exception{Object: "carol@contoso.com", Owner: "o", Reason: "r"}, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := &jobs.Executor{Exceptions: []jobs.Exception{tc.exc}, Now: func() time.Time { return now }}
-			sum, err := ex.Apply(context.Background(), planOf(jane, bob), jobs.Options{Mode: jobs.ModeDryRun})
+			ex := &executor.Executor{Exceptions: []executor.Exception{tc.exc}, Now: func() time.Time { return now }}
+			sum, err := ex.Apply(context.Background(), planOf(jane, bob), executor.Options{Mode: jobs.ModeDryRun})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var skipped []string
 			for _, c := range sum.Changes {
 				switch c.Status {
-				case jobs.StatusSkipped:
+				case executor.StatusSkipped:
 					skipped = append(skipped, c.Object.ID)
 					if !strings.Contains(c.Error, "owner "+tc.exc.Owner) || !strings.Contains(c.Error, "excepted by") {
 						t.Errorf("skip reason %q does not name the exception and its owner", c.Error)
 					}
-				case jobs.StatusPlanned:
+				case executor.StatusPlanned:
 				default:
 					t.Errorf("%s: status %s in a dry run", c.Object.ID, c.Status)
 				}
@@ -78,9 +81,9 @@ func TestTargetedObjectsRestrictThePlan(t *testing.T) {
 	a := jobs.ObjectRef{ID: "aaaaaaaa-0000-0000-0000-000000000001"}
 	b := jobs.ObjectRef{ID: "aaaaaaaa-0000-0000-0000-000000000002"}
 	c := jobs.ObjectRef{ID: "aaaaaaaa-0000-0000-0000-000000000003"}
-	ex := &jobs.Executor{}
+	ex := &executor.Executor{}
 	run := planOf(a, b, c)
-	sum, err := ex.Apply(context.Background(), run, jobs.Options{Mode: jobs.ModeDryRun,
+	sum, err := ex.Apply(context.Background(), run, executor.Options{Mode: jobs.ModeDryRun,
 		Objects: []string{strings.ToUpper(b.ID), "ffffffff-0000-0000-0000-000000000009"}})
 	if err != nil {
 		t.Fatal(err)
@@ -105,9 +108,9 @@ func TestTargetedRerunBlastRadiusMeasuresAgainstTheWholeScope(t *testing.T) {
 			break
 		}
 	}
-	ex := &jobs.Executor{Client: client}
+	ex := &executor.Executor{Client: client}
 	// 1 object of the ~120 in scope is under 5%; the same limit stops the whole-scope run before any write.
-	opts := jobs.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
+	opts := executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
 	if _, err := ex.Run(context.Background(), richText(t), opts); err == nil {
 		t.Fatal("whole-scope run passed a 5% blast radius")
 	}
@@ -136,12 +139,12 @@ func TestRemediateLeavesExceptedObjectsAlone(t *testing.T) {
 		t.Fatal("scenario too small")
 	}
 	byID, byAddr, expired := need[0], need[1], need[2]
-	ex := &jobs.Executor{Client: client, Exceptions: []jobs.Exception{
+	ex := &executor.Executor{Client: client, Exceptions: []executor.Exception{
 		{Object: byID.ID, Owner: "it-ops@contoso.com", Reason: "pilot"},
-		{Object: byAddr.PrimarySmtpAddress, Jobs: []string{jobs.MEURichTextName}, Owner: "hr@contoso.com", Reason: "legal hold"},
+		{Object: byAddr.PrimarySmtpAddress, Jobs: []string{meurichtext.Name}, Owner: "hr@contoso.com", Reason: "legal hold"},
 		{Object: expired.ID, Owner: "old@contoso.com", Reason: "done", Expires: time.Now().Add(-24 * time.Hour)},
 	}}
-	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,31 +172,32 @@ func TestExceptionsHideFindingsOfTheirAudit(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	jane := jobs.ObjectRef{ID: "11111111-1111-1111-1111-111111111111", DisplayName: "Jane", Address: "jane@contoso.com"}
 	bob := jobs.ObjectRef{ID: "22222222-2222-2222-2222-222222222222", DisplayName: "Bob", Address: "bob@contoso.com"}
+	// Findings of address-audit, as a suite (audit.Suite) labels them with the audit that reported them.
 	findings := []jobs.Finding{
-		{Rule: jobs.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Object: jane}, // an address-audit rule
-		{Rule: jobs.RuleAddressOnMicrosoft, Severity: jobs.SeverityHigh, Object: bob},
+		{Rule: audit.RuleAddressOnMicrosoft, Job: audit.AddressAuditName, Severity: jobs.SeverityHigh, Object: jane},
+		{Rule: audit.RuleAddressOnMicrosoft, Job: audit.AddressAuditName, Severity: jobs.SeverityHigh, Object: bob},
 	}
 	tests := []struct {
 		name     string
 		job      string // the run's job: an audit, or a report suite
-		exc      jobs.Exception
+		exc      executor.Exception
 		wantKept []string // object ids still reported
 		wantNote string
 	}{
-		{"exception for every job", "address-audit", jobs.Exception{Object: jane.Address, Owner: "it-ops", ConfigPath: "exceptions[0]"},
+		{"exception for every job", "address-audit", executor.Exception{Object: jane.Address, Owner: "it-ops", ConfigPath: "exceptions[0]"},
 			[]string{bob.ID}, "exceptions[0] (owner it-ops) hid 1 finding(s)"},
-		{"exception for the rule's audit, run in a suite", "report", jobs.Exception{Object: jane.ID, Jobs: []string{"address-audit"}, Owner: "o"},
+		{"exception for the rule's audit, run in a suite", "report", executor.Exception{Object: jane.ID, Jobs: []string{"address-audit"}, Owner: "o"},
 			[]string{bob.ID}, "hid 1 finding(s)"},
-		{"exception for another job", "report", jobs.Exception{Object: jane.ID, Jobs: []string{jobs.MEURichTextName}, Owner: "o"},
+		{"exception for another job", "report", executor.Exception{Object: jane.ID, Jobs: []string{meurichtext.Name}, Owner: "o"},
 			[]string{jane.ID, bob.ID}, ""},
-		{"expired exception", "address-audit", jobs.Exception{Object: jane.ID, Owner: "o", Expires: now.Add(-time.Hour)},
+		{"expired exception", "address-audit", executor.Exception{Object: jane.ID, Owner: "o", Expires: now.Add(-time.Hour)},
 			[]string{jane.ID, bob.ID}, "expired"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := &jobs.Executor{Exceptions: []jobs.Exception{tc.exc}, Now: func() time.Time { return now }}
-			run := &jobs.Run{ID: "r1", Job: tc.job, Plan: jobs.Plan{InScope: 2, Findings: findings}}
-			sum, err := ex.Apply(context.Background(), run, jobs.Options{Mode: jobs.ModeReport})
+			ex := &executor.Executor{Exceptions: []executor.Exception{tc.exc}, Now: func() time.Time { return now }}
+			run := &executor.Run{ID: "r1", Job: tc.job, Plan: jobs.Plan{InScope: 2, Findings: findings}}
+			sum, err := ex.Apply(context.Background(), run, executor.Options{Mode: jobs.ModeReport})
 			if err != nil {
 				t.Fatal(err)
 			}

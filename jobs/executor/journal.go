@@ -1,4 +1,4 @@
-package jobs
+package executor
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/jobs"
 )
 
 // Journal records every write the executor makes: the change before it is sent, durably, and what came of it
@@ -20,7 +21,7 @@ import (
 type Journal interface {
 	// JournalBegin records changes as pending, committed before it returns, and returns one id per change
 	// in order. An error means nothing was recorded: the executor then sends none of them.
-	JournalBegin(ctx context.Context, runID string, changes []Change) ([]int64, error)
+	JournalBegin(ctx context.Context, runID string, changes []jobs.Change) ([]int64, error)
 	// JournalOutcomes records what happened to journalled changes.
 	JournalOutcomes(ctx context.Context, outcomes []JournalOutcome) error
 }
@@ -40,7 +41,7 @@ func (e *Executor) journalChunk(ctx context.Context, s *Summary, start, end int)
 	if e.Journal == nil {
 		return nil
 	}
-	var changes []Change
+	var changes []jobs.Change
 	var idx []int
 	for i := start; i < end; i++ {
 		if s.Changes[i].Status == StatusPlanned {
@@ -129,7 +130,7 @@ func (o Observation) Holds(value string) bool {
 // Observe reads, for each change, the object's current value of the change's parameter (Get-* of the
 // change's Set-* cmdlet, batched). Crash reconciliation and revert use it: both must look at the tenant
 // before deciding, and reading belongs to the executor like writing does.
-func (e *Executor) Observe(ctx context.Context, changes []Change) []Observation {
+func (e *Executor) Observe(ctx context.Context, changes []jobs.Change) []Observation {
 	out := make([]Observation, len(changes))
 	if len(changes) == 0 {
 		return out

@@ -1,4 +1,4 @@
-package jobs_test
+package audit_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/jobtest"
 )
 
 // TestAuditReadsLoadFromTheSimulator loads the suite's EXO queries through the real exo client over HTTPS
@@ -15,8 +17,8 @@ func TestAuditReadsLoadFromTheSimulator(t *testing.T) {
 	sc := sim.DefaultScenario()
 	d := sim.DefaultDefects()
 	sc.Defects = &d
-	srv, client := startSim(t, &sc, sim.Faults{})
-	suite, err := jobs.NewSuite("audits", jobs.Audits()...)
+	srv, client := jobtest.StartSim(t, &sc, sim.Faults{})
+	suite, err := audit.NewSuite("audits", audit.Audits()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package jobs
+package audit
 
 import (
 	"errors"
@@ -7,13 +7,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/exo-worker/worker/internal/directory"
+	"github.com/exo-worker/worker/jobs"
 )
 
 func TestCatalogueIsComplete(t *testing.T) {
 	ids := map[string]bool{}
-	jobs := map[string]bool{}
+	audits := map[string]bool{}
 	for _, j := range Audits() {
-		jobs[j.Name()] = true
+		audits[j.Name()] = true
 	}
 	for _, r := range Rules() {
 		if ids[r.ID] {
@@ -23,13 +24,13 @@ func TestCatalogueIsComplete(t *testing.T) {
 		if r.Title == "" || r.Explanation == "" || r.Fix == "" || r.Area == "" || r.Source == "" {
 			t.Errorf("rule %s: title, explanation, fix, area and source are all required", r.ID)
 		}
-		if SeverityRank(r.Severity) > 3 {
+		if jobs.SeverityRank(r.Severity) > 3 {
 			t.Errorf("rule %s: unknown severity %q", r.ID, r.Severity)
 		}
 		if r.OnPremOnly && r.Job != "" {
 			t.Errorf("rule %s is on-prem only but names job %s: the cloud cannot show it", r.ID, r.Job)
 		}
-		if !r.OnPremOnly && !jobs[r.Job] {
+		if !r.OnPremOnly && !audits[r.Job] {
 			t.Errorf("rule %s: job %q is not an audit of the library", r.ID, r.Job)
 		}
 		if (r.OnPremAttribute == "") != (r.OnPremAction == "") {

@@ -1,10 +1,11 @@
-package jobs
+package audit
 
 import (
 	"context"
 	"strings"
 
 	"github.com/exo-worker/worker/internal/directory"
+	"github.com/exo-worker/worker/jobs"
 )
 
 // IdentityAudit checks what sync did to names: on-prem UPNs whose suffix the tenant has not verified (Entra
@@ -16,23 +17,23 @@ type IdentityAudit struct{}
 func (*IdentityAudit) Name() string { return IdentityAuditName }
 
 // Describe implements Job.
-func (*IdentityAudit) Describe() Description {
-	return Description{
+func (*IdentityAudit) Describe() jobs.Description {
+	return jobs.Description{
 		Summary:        "Audit UPN suffixes against verified domains and the sync conflicts Entra quarantined (duplicate UPN or proxy address)",
-		Kind:           KindAudit,
+		Kind:           jobs.KindAudit,
 		Permissions:    auditPermissions,
 		NeedsDirectory: true,
 	}
 }
 
 // Plan implements Job.
-func (a *IdentityAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
+func (a *IdentityAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	if t.Directory == nil {
-		return Plan{}, errNoDirectory
+		return jobs.Plan{}, errNoDirectory
 	}
 	dv := newDomainView(t)
 	addrIndex := proxyHolders(t.Directory)
-	var p Plan
+	var p jobs.Plan
 	for i := range t.Directory.Users {
 		u := &t.Directory.Users[i]
 		if !u.Synced() || !isMember(u) {
@@ -63,17 +64,17 @@ func (a *IdentityAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 		p.InScope++
 		p.Findings = append(p.Findings, conflicts(contactRef(c), c.OnPremisesProvisioningErrors, addrIndex)...)
 	}
-	SortFindings(p.Findings)
+	jobs.SortFindings(p.Findings)
 	return p, nil
 }
 
 // suggestUPN proposes the on-prem UPN's local part at a verified company domain: the domain of mail when it
 // is one, else the tenant's default domain.
-func suggestUPN(u *directory.User, dv domainView) *OnPremFix {
+func suggestUPN(u *directory.User, dv domainView) *jobs.OnPremFix {
 	local := localPart(u.OnPremisesUserPrincipalName)
 	for _, d := range []string{domainOf(u.Mail), domainOf(primaryOrMail(u.ProxyAddresses, "")), dv.defaultName} {
 		if d != "" && dv.isVanity(d) && dv.isVerified(d) {
-			return &OnPremFix{Attribute: "userPrincipalName", Value: local + "@" + d, Action: "replace"}
+			return &jobs.OnPremFix{Attribute: "userPrincipalName", Value: local + "@" + d, Action: "replace"}
 		}
 	}
 	return nil
@@ -81,9 +82,9 @@ func suggestUPN(u *directory.User, dv domainView) *OnPremFix {
 
 // proxyHolders maps every SMTP address and UPN of the synced directory to the objects that hold it, so a
 // conflict finding can name the other object.
-func proxyHolders(s *directory.Snapshot) map[string][]ObjectRef {
-	m := map[string][]ObjectRef{}
-	add := func(ref ObjectRef, proxies []string, upn string) {
+func proxyHolders(s *directory.Snapshot) map[string][]jobs.ObjectRef {
+	m := map[string][]jobs.ObjectRef{}
+	add := func(ref jobs.ObjectRef, proxies []string, upn string) {
 		for _, p := range smtpAddresses(proxies) {
 			k := lower(p.Value)
 			m[k] = append(m[k], ref)
@@ -106,8 +107,8 @@ func proxyHolders(s *directory.Snapshot) map[string][]ObjectRef {
 }
 
 // conflicts turns PropertyConflict provisioning errors into findings.
-func conflicts(ref ObjectRef, errs []directory.ProvisioningError, holders map[string][]ObjectRef) []Finding {
-	var out []Finding
+func conflicts(ref jobs.ObjectRef, errs []directory.ProvisioningError, holders map[string][]jobs.ObjectRef) []jobs.Finding {
+	var out []jobs.Finding
 	for _, e := range errs {
 		if !strings.EqualFold(e.Category, "PropertyConflict") {
 			continue
@@ -128,7 +129,7 @@ func conflicts(ref ObjectRef, errs []directory.ProvisioningError, holders map[st
 			}
 			other := otherHolder(holders[lower(addr)], ref.ID)
 			out = append(out, newFinding(RuleSyncConflictProxy, ref,
-				&OnPremFix{Attribute: "proxyAddresses", Value: entry, Action: "remove"},
+				&jobs.OnPremFix{Attribute: "proxyAddresses", Value: entry, Action: "remove"},
 				"%s is already an address of %s; Entra left it off this object (since %s). Remove it from the object that should not have it",
 				addr, other, e.OccurredDateTime.UTC().Format("2006-01-02")))
 		}
@@ -137,7 +138,7 @@ func conflicts(ref ObjectRef, errs []directory.ProvisioningError, holders map[st
 }
 
 // otherHolder names the first holder that is not self.
-func otherHolder(refs []ObjectRef, self string) string {
+func otherHolder(refs []jobs.ObjectRef, self string) string {
 	for _, r := range refs {
 		if !strings.EqualFold(r.ID, self) {
 			return r.String() + " (" + r.ID + ")"

@@ -1,4 +1,4 @@
-package jobs
+package audit
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/exo-worker/worker/internal/directory"
+	"github.com/exo-worker/worker/jobs"
 )
 
 // LicenseAudit compares each synced user's Exchange mailbox plans (Graph assignedPlans: Plan 1, Plan 2, Kiosk,
@@ -17,20 +18,20 @@ type LicenseAudit struct{}
 func (*LicenseAudit) Name() string { return LicenseAuditName }
 
 // Describe implements Job.
-func (*LicenseAudit) Describe() Description {
-	return Description{
+func (*LicenseAudit) Describe() jobs.Description {
+	return jobs.Description{
 		Summary:        "Audit Exchange licences against mailboxes: licensed users still mail users, licensed users without a mailbox, mailboxes without a licence",
-		Kind:           KindAudit,
+		Kind:           jobs.KindAudit,
 		Permissions:    auditPermissions,
-		Reads:          []Query{auditMailUsers, auditMailboxes},
+		Reads:          []jobs.Query{auditMailUsers, auditMailboxes},
 		NeedsDirectory: true,
 	}
 }
 
 // Plan implements Job.
-func (a *LicenseAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
+func (a *LicenseAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	if t.Directory == nil {
-		return Plan{}, errNoDirectory
+		return jobs.Plan{}, errNoDirectory
 	}
 	plans := newPlanCatalog(t.Directory.SKUs)
 	meus := exoMailUsers(t)
@@ -40,7 +41,7 @@ func (a *LicenseAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 			mailboxes[lower(m.ExternalDirectoryObjectId)] = m.RecipientTypeDetails
 		}
 	}
-	var p Plan
+	var p jobs.Plan
 	for i := range t.Directory.Users {
 		u := &t.Directory.Users[i]
 		// Guests never get a mailbox whatever their licence; cloud-only users have no AD to fix.
@@ -67,7 +68,7 @@ func (a *LicenseAudit) Plan(_ context.Context, t *Tenant) (Plan, error) {
 				"Exchange Online holds a user mailbox but no Exchange mailbox plan is enabled%s", foundationNote(u)))
 		}
 	}
-	SortFindings(p.Findings)
+	jobs.SortFindings(p.Findings)
 	return p, nil
 }
 

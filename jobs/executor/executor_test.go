@@ -1,4 +1,4 @@
-package jobs_test
+package executor_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/jobtest"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // These tests run the real executor with the real exo client and a real azidentity credential against the
@@ -17,31 +20,12 @@ import (
 
 func startSim(t *testing.T, sc *sim.Scenario, f sim.Faults) (*sim.Server, *exo.Client) {
 	t.Helper()
-	srv, err := sim.Start(sim.Options{Dir: t.TempDir(), Scenario: sc, Faults: f})
-	if err != nil {
-		t.Fatalf("start sim: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	cred, err := srv.Credential()
-	if err != nil {
-		t.Fatalf("sim credential: %v", err)
-	}
-	c, err := exo.New(exo.Options{
-		BaseURL:    srv.URL,
-		Tenant:     srv.Creds.TenantID,
-		Credential: cred,
-		Scope:      "https://outlook.office365.com/.default",
-		HTTPClient: srv.HTTPClient(),
-	})
-	if err != nil {
-		t.Fatalf("exo client: %v", err)
-	}
-	return srv, c
+	return jobtest.StartSim(t, sc, f)
 }
 
-func richText(t *testing.T) *jobs.MEURichText {
+func richText(t *testing.T) *meurichtext.Job {
 	t.Helper()
-	j, err := jobs.NewMEURichText("")
+	j, err := meurichtext.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +51,8 @@ func TestRemediateFixesEveryInScopeMEUAndSecondRunPlansNothing(t *testing.T) {
 	if want == 0 {
 		t.Fatal("default scenario has no MEU to fix; the test would prove nothing")
 	}
-	ex := &jobs.Executor{Client: client}
-	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	ex := &executor.Executor{Client: client}
+	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -84,11 +68,11 @@ func TestRemediateFixesEveryInScopeMEUAndSecondRunPlansNothing(t *testing.T) {
 			t.Errorf("%s (%s) still holds %s", o.DisplayName, o.ID, o.UseMapiRichTextFormat)
 		}
 	}
-	if got := sum.ExitCode(); got != jobs.ExitOK {
+	if got := sum.ExitCode(); got != executor.ExitOK {
 		t.Errorf("exit code %d, want 0", got)
 	}
 
-	again, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	again, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -104,7 +88,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 	for _, o := range srv.Tenant().InScopeMEUs() {
 		before[o.ID] = o.UseMapiRichTextFormat
 	}
-	sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeDryRun})
+	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeDryRun})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +96,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 		t.Fatalf("planned %d applied %d, want %d and 0", sum.Planned, sum.Applied, want)
 	}
 	for _, c := range sum.Changes {
-		if c.Status != jobs.StatusPlanned || c.To != "Never" || c.From != before[c.Object.ID] {
+		if c.Status != executor.StatusPlanned || c.To != "Never" || c.From != before[c.Object.ID] {
 			t.Errorf("change %+v: want planned %s → Never", c, before[c.Object.ID])
 		}
 	}
@@ -123,7 +107,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 
 func TestOnlyDirSyncedMailUsersAreWritten(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{})
-	if _, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate}); err != nil {
+	if _, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate}); err != nil {
 		t.Fatal(err)
 	}
 	inScope := map[string]bool{}
@@ -167,7 +151,7 @@ func TestOnlyDirSyncedMailUsersAreWritten(t *testing.T) {
 
 func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{})
-	ex := &jobs.Executor{Client: client}
+	ex := &executor.Executor{Client: client}
 	run, err := ex.Plan(context.Background(), richText(t))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +163,7 @@ func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
 	if !srv.Tenant().Delete(gone) {
 		t.Fatalf("could not delete %s", gone)
 	}
-	sum, err := ex.Apply(context.Background(), run, jobs.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Apply(context.Background(), run, executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -190,7 +174,7 @@ func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
 		if c.Object.ID != gone {
 			continue
 		}
-		if c.Status != jobs.StatusFailed || !strings.Contains(c.Error, "couldn't be found") {
+		if c.Status != executor.StatusFailed || !strings.Contains(c.Error, "couldn't be found") {
 			t.Errorf("deleted object: status %s, error %q; want failed with EXO's not-found text", c.Status, c.Error)
 		}
 		if !exo.IsKind(c.Err, exo.KindNotFound) {
@@ -200,7 +184,7 @@ func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
 			t.Error("failed change carries no request id")
 		}
 	}
-	if sum.ExitCode() != jobs.ExitFailed {
+	if sum.ExitCode() != executor.ExitFailed {
 		t.Errorf("exit code %d, want 2", sum.ExitCode())
 	}
 }
@@ -215,13 +199,13 @@ func TestBlastRadiusStopsBeforeFirstWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ex := &jobs.Executor{Client: client}
-	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, JobConfigPath: "jobs.meu-richtext"})
-	var be *jobs.BlastRadiusError
+	ex := &executor.Executor{Client: client}
+	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, JobConfigPath: "jobs.meu-richtext"})
+	var be *executor.BlastRadiusError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want a BlastRadiusError", err)
 	}
-	if sum.ExitCode() != jobs.ExitAborted {
+	if sum.ExitCode() != executor.ExitAborted {
 		t.Errorf("exit code %d, want 3", sum.ExitCode())
 	}
 	for _, want := range []string{"100 objects", "jobs.meu-richtext.max_changes = 10", "--force", "--dry-run", "Nothing was written"} {
@@ -234,7 +218,7 @@ func TestBlastRadiusStopsBeforeFirstWrite(t *testing.T) {
 	}
 
 	// --force lifts it.
-	sum, err = ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, Force: true})
+	sum, err = ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, Force: true})
 	if err != nil || sum.Verified != 100 {
 		t.Fatalf("forced run: err=%v verified=%d, want nil and 100", err, sum.Verified)
 	}
@@ -244,8 +228,8 @@ func TestBlastRadiusPercent(t *testing.T) {
 	sc := sim.DefaultScenario()
 	sc.DirSyncedMEUs = 50
 	srv, client := startSim(t, &sc, sim.Faults{})
-	sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5})
-	var be *jobs.BlastRadiusError
+	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5})
+	var be *executor.BlastRadiusError
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "max_change_percent = 5") {
 		t.Fatalf("err = %v, want a percent blast-radius error", err)
 	}
@@ -257,8 +241,8 @@ func TestBlastRadiusPercent(t *testing.T) {
 func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
 	// After a run, someone sets one MEU back to Always: the next run plans exactly that object again.
 	srv, client := startSim(t, nil, sim.Faults{})
-	ex := &jobs.Executor{Client: client}
-	first, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	ex := &executor.Executor{Client: client}
+	first, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil || first.Verified == 0 {
 		t.Fatalf("first run: err=%v verified=%d", err, first.Verified)
 	}
@@ -266,7 +250,7 @@ func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
 	if err := srv.Tenant().SetUseMapiRichTextFormat(id, "Always"); err != nil {
 		t.Fatal(err)
 	}
-	again, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeDryRun})
+	again, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeDryRun})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +284,7 @@ func TestThrottledRunStaysWithinBudget_Slow(t *testing.T) {
 				_ = srv.Tenant().SetUseMapiRichTextFormat(o.ID, "UseDefaultSettings")
 			}
 			start := time.Now()
-			sum, err := (&jobs.Executor{Client: client}).Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+			sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 			wall := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
@@ -349,12 +333,12 @@ func TestReadBackWaitsOutReplicationLag(t *testing.T) {
 	// the executor reads again instead of reporting the writes as failed.
 	srv, client := startSim(t, nil, sim.Faults{StaleReads: 300 * time.Millisecond})
 	want := wantChanges(srv, "Never")
-	ex := &jobs.Executor{Client: client, ReadBackDelay: 150 * time.Millisecond}
-	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	ex := &executor.Executor{Client: client, ReadBackDelay: 150 * time.Millisecond}
+	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Verified != want || sum.Failed != 0 || sum.ExitCode() != jobs.ExitOK {
+	if sum.Verified != want || sum.Failed != 0 || sum.ExitCode() != executor.ExitOK {
 		t.Fatalf("verified %d failed %d exit %d, want %d, 0, 0", sum.Verified, sum.Failed, sum.ExitCode(), want)
 	}
 	single := srv.Log.Count(func(e sim.Entry) bool { return e.Cmdlet == "Get-MailUser" && e.Identity != "" })
@@ -368,12 +352,12 @@ func TestReadBackThatNeverAgreesIsAFailure(t *testing.T) {
 	// what the read-back saw and how long it tried, and the run exits 2.
 	srv, client := startSim(t, nil, sim.Faults{StaleReads: time.Minute})
 	want := wantChanges(srv, "Never")
-	ex := &jobs.Executor{Client: client, ReadBackRetries: 1, ReadBackDelay: 50 * time.Millisecond}
-	sum, err := ex.Run(context.Background(), richText(t), jobs.Options{Mode: jobs.ModeRemediate})
+	ex := &executor.Executor{Client: client, ReadBackRetries: 1, ReadBackDelay: 50 * time.Millisecond}
+	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Failed != want || sum.Verified != 0 || sum.ExitCode() != jobs.ExitFailed {
+	if sum.Failed != want || sum.Verified != 0 || sum.ExitCode() != executor.ExitFailed {
 		t.Fatalf("failed %d verified %d exit %d, want %d, 0, 2", sum.Failed, sum.Verified, sum.ExitCode(), want)
 	}
 	for _, c := range sum.Changes {
