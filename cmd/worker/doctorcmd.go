@@ -14,6 +14,7 @@ import (
 	"github.com/exo-worker/worker/internal/doctor"
 	wsetup "github.com/exo-worker/worker/internal/setup"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type doctorFlags struct {
@@ -60,7 +61,7 @@ func enabledJobs(reg *jobs.Registry, names []string) ([]jobs.Job, error) {
 	for _, n := range names {
 		j, err := reg.Get(strings.TrimSpace(n))
 		if err != nil {
-			return nil, withCode(jobs.ExitUsage, fmt.Errorf("--jobs: %w", err))
+			return nil, withCode(executor.ExitUsage, fmt.Errorf("--jobs: %w", err))
 		}
 		out = append(out, j)
 	}
@@ -69,7 +70,7 @@ func enabledJobs(reg *jobs.Registry, names []string) ([]jobs.Job, error) {
 
 func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 	if f.output != "text" && f.output != "json" {
-		return withCode(jobs.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
+		return withCode(executor.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
 	}
 	ctx := cmd.Context()
 	o := doctor.Options{Uid: os.Getuid()}
@@ -77,7 +78,7 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 	path := configPath(g.configFile)
 	switch {
 	case f.sim && path != "":
-		return withCode(jobs.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
+		return withCode(executor.ExitUsage, errors.New("--sim and --config exclude each other: --sim writes its own configuration"))
 	case f.sim:
 		var err error
 		if st, err = startSimTenant(simSetup{}); err != nil {
@@ -86,7 +87,7 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 		defer st.Close()
 		path = st.config
 	case path == "":
-		return withCode(jobs.ExitUsage, errors.New("no configuration: pass --config FILE (worker setup writes one), or try --sim"))
+		return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (worker setup writes one), or try --sim"))
 	}
 	cfg, err := config.Load(path, os.Environ())
 	if err == nil {
@@ -135,7 +136,7 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 		rep.WriteText(out)
 	}
 	if !rep.OK() {
-		return withCode(jobs.ExitUsage, fmt.Errorf("doctor: %d checks failed", rep.Count(doctor.Fail)))
+		return withCode(executor.ExitUsage, fmt.Errorf("doctor: %d checks failed", rep.Count(doctor.Fail)))
 	}
 	return nil
 }

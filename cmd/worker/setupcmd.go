@@ -17,7 +17,7 @@ import (
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/auth"
 	wsetup "github.com/exo-worker/worker/internal/setup"
-	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/executor"
 )
 
 type setupFlags struct {
@@ -96,7 +96,7 @@ func setupBase(g *globals, f *setupFlags) (*config.Config, error) {
 		c, err := config.Load(path, os.Environ())
 		var verr *config.ValidationError
 		if err != nil && !errors.As(err, &verr) {
-			return nil, withCode(jobs.ExitUsage, err)
+			return nil, withCode(executor.ExitUsage, err)
 		}
 		cfg = c
 	} else {
@@ -110,17 +110,17 @@ func setupBase(g *globals, f *setupFlags) (*config.Config, error) {
 		cfg.Tenant.Cloud = f.cloud
 	}
 	if strings.TrimSpace(cfg.Tenant.ID) == "" {
-		return nil, withCode(jobs.ExitUsage, errors.New("no tenant: pass --tenant contoso.onmicrosoft.com (or --config with tenant.id)"))
+		return nil, withCode(executor.ExitUsage, errors.New("no tenant: pass --tenant contoso.onmicrosoft.com (or --config with tenant.id)"))
 	}
 	return cfg, nil
 }
 
 func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	if f.output != "text" && f.output != "json" {
-		return withCode(jobs.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
+		return withCode(executor.ExitUsage, fmt.Errorf("--output %q: use text or json", f.output))
 	}
 	if n := btoi(f.dryRun) + btoi(f.script) + btoi(f.remove); n > 1 {
-		return withCode(jobs.ExitUsage, errors.New("--dry-run, --script and --remove exclude each other"))
+		return withCode(executor.ExitUsage, errors.New("--dry-run, --script and --remove exclude each other"))
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -132,7 +132,7 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	}
 	ep, err := base.Tenant.Resolve()
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	reg, err := newRegistry(base)
 	if err != nil {
@@ -144,12 +144,12 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	}
 	req, err := wsetup.FromJobs(js)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	var cert *wsetup.Certificate
 	if !f.remove {
 		if cert, err = wsetup.EnsureCertificate(f.certFile, f.name, time.Now(), f.dryRun); err != nil {
-			return withCode(jobs.ExitUsage, fmt.Errorf("--cert-file: %w", err))
+			return withCode(executor.ExitUsage, fmt.Errorf("--cert-file: %w", err))
 		}
 	}
 	var der []byte
@@ -158,7 +158,7 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	}
 	d, err := wsetup.NewDesired(base.Tenant.ID, f.name, req, der)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	if f.script {
 		fmt.Fprint(out, wsetup.Script(d, cert.PublicFile))
@@ -167,11 +167,11 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 
 	hc, err := auth.HTTPClient(base)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	signIn := func(clientID, label string) (*wsetup.SignInOptions, error) {
 		if strings.TrimSpace(clientID) == "" {
-			return nil, withCode(jobs.ExitUsage, fmt.Errorf("the public client id for %s is empty", label))
+			return nil, withCode(executor.ExitUsage, fmt.Errorf("the public client id for %s is empty", label))
 		}
 		return &wsetup.SignInOptions{Tenant: base.Tenant.ID, Authority: ep.Authority, CustomAuthority: ep.CustomAuthority,
 			ClientID: clientID, HTTPClient: hc, Prompt: errOut, Label: label}, nil
@@ -182,7 +182,7 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	}
 	graphCred, err := wsetup.DeviceCode(*gso)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	eso, err := signIn(f.exchangeClientID, "Exchange Online")
 	if err != nil {
@@ -190,12 +190,12 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 	}
 	exoCred, err := wsetup.DeviceCode(*eso)
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	ec, err := exo.New(exo.Options{BaseURL: ep.ExchangeURL, Tenant: base.Tenant.ID, Credential: exoCred, Scope: ep.ExchangeScope,
 		HTTPClient: hc, MaxConcurrency: 1, Logger: g.log.Named("exo")})
 	if err != nil {
-		return withCode(jobs.ExitUsage, err)
+		return withCode(executor.ExitUsage, err)
 	}
 	rn := &wsetup.Runner{
 		Graph:  &wsetup.Graph{BaseURL: ep.GraphURL, Scopes: wsetup.GraphScopes(strings.TrimSuffix(ep.GraphScope, "/.default")), Credential: graphCred, HTTPClient: hc},
@@ -215,13 +215,13 @@ func runSetup(cmd *cobra.Command, g *globals, f *setupFlags) error {
 		if f.output == "json" {
 			_ = json.NewEncoder(out).Encode(o)
 		}
-		return withCode(jobs.ExitFailed, fmt.Errorf("setup: %w", err))
+		return withCode(executor.ExitFailed, fmt.Errorf("setup: %w", err))
 	}
 	written := ""
 	if !f.remove && !f.dryRun {
 		y := wsetup.WorkerYAML(base, o.AppID, cert.PEMFile, wsetup.Thumbprint(cert.DER), time.Now())
 		if written, err = wsetup.WriteWorkerYAML(f.out, y); err != nil {
-			return withCode(jobs.ExitFailed, fmt.Errorf("write %s: %w", f.out, err))
+			return withCode(executor.ExitFailed, fmt.Errorf("write %s: %w", f.out, err))
 		}
 	}
 	if f.output == "json" {

@@ -25,6 +25,8 @@ import (
 	"github.com/exo-worker/worker/internal/setup"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // simYAML points a worker at s with the simulated app's secret; extra is appended.
@@ -69,8 +71,8 @@ func options(t *testing.T, yaml string) Options {
 	if err != nil {
 		return o
 	}
-	rt, _ := jobs.NewMEURichText("")
-	if o.Req, err = setup.FromJobs(append([]jobs.Job{rt}, jobs.Audits()...)); err != nil {
+	rt, _ := meurichtext.New("")
+	if o.Req, err = setup.FromJobs(append([]jobs.Job{rt}, audit.Audits()...)); err != nil {
 		t.Fatal(err)
 	}
 	o.Schedules = map[string]string{}

@@ -10,17 +10,19 @@ import (
 	"time"
 
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func library(t *testing.T) []jobs.Job {
 	t.Helper()
-	rt, err := jobs.NewMEURichText("")
+	rt, err := meurichtext.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]jobs.Job{rt}, jobs.Audits()...)
+	return append([]jobs.Job{rt}, audit.Audits()...)
 }
 
 func TestRequirementsComeFromTheJobDeclarations(t *testing.T) {
