@@ -1,6 +1,22 @@
 // Package sim is the simulated Microsoft 365 tenant: a real HTTPS server with its own CA that speaks the
-// Entra token protocol and the Exchange Online admin API faithfully enough that the unmodified production
-// clients (azidentity, the exo client) work against it. Tests and `worker run --sim` use it instead of mocks.
+// Entra token protocol, the Exchange Online admin API and Microsoft Graph faithfully enough that the
+// unmodified production clients (azidentity, the exo client, msgraph-sdk-go) work against it. Tests and
+// `worker run --sim` use it instead of mocks.
+//
+// This package is the facade (Start, Server, Options); each idea lives in its own sub-package:
+//
+//   - internal/sim/entra: the token endpoint — OIDC discovery, client-credential grants (secret,
+//     certificate, federated), managed identity, and the bearer check the APIs run.
+//   - internal/sim/exoapi: the Exchange Online admin API — InvokeCommand, $batch, the cmdlets, OPATH
+//     filters, paging and the service's error texts (including the dir-sync write refusal).
+//   - internal/sim/graphapi: Microsoft Graph v1.0 — users, groups, contacts, domains, SKUs, $filter,
+//     delta rounds, $batch, Graph throttling and injectable GraphFaults.
+//   - internal/sim/tenant: the tenant model and scenarios — objects, licences, Graph-side state, the
+//     seeded generator and its defects (ground truth and traps for the audits).
+//   - internal/sim/faults: injected faults — RTT, throttle budget, transient 5xx, connection resets,
+//     truncated bodies, stale reads after a write.
+//   - internal/sim/reqlog: the request log tests assert on (one Entry per request and $batch item).
+//   - internal/sim/simtest: raw wire-level HTTP helpers for the sub-packages' tests.
 package sim
 
 import (
@@ -19,6 +35,17 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/exo-worker/worker/internal/sim/entra"
+	"github.com/exo-worker/worker/internal/sim/exoapi"
+	"github.com/exo-worker/worker/internal/sim/faults"
+	"github.com/exo-worker/worker/internal/sim/graphapi"
+	"github.com/exo-worker/worker/internal/sim/reqlog"
 )
 
 // Options configure a simulated tenant.
@@ -52,40 +79,16 @@ type Server struct {
 	// Log records every request, for tests to assert on.
 	Log *RequestLog
 
-	opts     Options
-	caPool   *x509.CertPool
-	tenant   *Tenant
-	faults   *faultState
-	stale    staleReads
-	exo      *exoState // EXO admin API paging state (exo.go)
-	tokenKey []byte
-	entra    entraState // registered client certificate, federated subjects, token epoch (entra.go)
-	srv      *http.Server
-	ln       net.Listener
-	mu       sync.Mutex
-	closed   bool
-}
-
-// Credentials are the values a worker needs to authenticate to the simulated tenant.
-type Credentials struct {
-	TenantID     string // a GUID
-	TenantDomain string // e.g. contoso.onmicrosoft.com
-	ClientID     string
-	ClientSecret string
-	// CertFile holds the client certificate and its unencrypted private key (PEM).
-	CertFile string
-	// PFXFile holds the same certificate and key as PKCS#12, protected by PFXPassword (written to PFXPasswordFile).
-	PFXFile         string
-	PFXPasswordFile string
-	// SecretFile holds ClientSecret, for configs that read secrets from files.
-	SecretFile string
-	// FederatedTokenFile holds a federated token (valid 24h) for FederatedSubject, the workload identity the
-	// app registration trusts; point WorkloadIdentityCredential's TokenFilePath at it.
-	FederatedTokenFile string
-	FederatedSubject   string
-	// IdentityHeader is the X-IDENTITY-HEADER value the App Service–style managed identity endpoint
-	// (ManagedIdentityEndpoint) requires: set IDENTITY_ENDPOINT and IDENTITY_HEADER to use it.
-	IdentityHeader string
+	opts   Options
+	caPool *x509.CertPool
+	tenant *Tenant
+	faults *faults.State
+	auth   *entra.Authority
+	graph  *graphapi.Service
+	srv    *http.Server
+	ln     net.Listener
+	mu     sync.Mutex
+	closed bool
 }
 
 // Start builds the tenant from the scenario, creates a CA and a server certificate for 127.0.0.1/localhost,
@@ -114,11 +117,12 @@ func Start(opts Options) (*Server, error) {
 		opts: opts,
 	}
 	s.tenant = NewTenant(sc)
-	s.faults = newFaultState(opts.Faults)
-	s.tokenKey = make([]byte, 32)
-	if _, err := rand.Read(s.tokenKey); err != nil {
+	s.faults = faults.NewState(opts.Faults)
+	auth, err := entra.New(opts.Dir, opts.TokenTTL)
+	if err != nil {
 		return nil, err
 	}
+	s.auth = auth
 
 	caCert, caKey, err := newCA()
 	if err != nil {
@@ -134,9 +138,12 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writeCredentials(sc); err != nil {
+	// The EXO side builds the tenant from the same defaulted scenario, so both agree on the GUID and domain.
+	resolved := sc.WithDefaults()
+	if err := s.auth.WriteCredentials(resolved.TenantID, resolved.TenantDomain, resolved.Seed); err != nil {
 		return nil, err
 	}
+	s.Creds = s.auth.Creds
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -144,13 +151,16 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.ln = ln
 	s.URL = "https://" + ln.Addr().String()
+	s.auth.URL = s.URL
 
 	mux := http.NewServeMux()
-	s.registerEntra(mux)
-	s.registerEXO(mux)
-	s.registerGraph(mux)
+	s.auth.Register(mux)
+	exoapi.New(exoapi.Config{Tenant: s.tenant, Faults: s.faults, Auth: s.auth, Log: s.Log,
+		DetailEncoding: opts.DetailEncoding}).Register(mux)
+	s.graph = graphapi.New(graphapi.Config{Tenant: s.tenant, Faults: s.faults, Auth: s.auth, Log: s.Log})
+	s.graph.Register(mux)
 	s.srv = &http.Server{
-		Handler:           s.logged(mux),
+		Handler:           reqlog.Middleware(s.Log, func() time.Duration { return s.faults.Get().RTT }, mux),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
@@ -174,7 +184,67 @@ func (s *Server) HTTPClient() *http.Client {
 }
 
 // SetFaults replaces the injected faults while the server runs.
-func (s *Server) SetFaults(f Faults) { s.faults.set(f) }
+func (s *Server) SetFaults(f Faults) { s.faults.Set(f) }
+
+// FaultStats reports how many faults the server has injected since it started.
+func (s *Server) FaultStats() FaultStats { return s.faults.Snapshot() }
+
+// InjectGraphFault arms f: the next f.Times Graph requests (or $batch items) it matches are answered with its
+// error. Faults are checked in the order they were injected.
+func (s *Server) InjectGraphFault(f GraphFault) { s.graph.InjectGraphFault(f) }
+
+// SetGraphPageSize sets the page size of Graph collections read without $top and of delta rounds (default
+// 100, like the service), so tests can page through a small tenant.
+func (s *Server) SetGraphPageSize(n int) { s.graph.SetGraphPageSize(n) }
+
+// GraphFaultStats reports the faults the Graph front end injected from the server's Faults (throttling,
+// errors); injected GraphFaults are not counted.
+func (s *Server) GraphFaultStats() FaultStats { return s.graph.GraphFaultStats() }
+
+// ManagedIdentityEndpoint is the URL to put in IDENTITY_ENDPOINT (with IDENTITY_HEADER = Creds.IdentityHeader)
+// so azidentity's ManagedIdentityCredential takes its App Service path to the simulator.
+func (s *Server) ManagedIdentityEndpoint() string { return s.auth.ManagedIdentityEndpoint() }
+
+// Credential returns a real azidentity ClientSecretCredential for the simulated app registration: authority
+// host = the simulator, its CA trusted, instance discovery off (it would call login.microsoftonline.com).
+// Other packages' tests use it to get tokens the simulator accepts.
+func (s *Server) Credential() (azcore.TokenCredential, error) {
+	return azidentity.NewClientSecretCredential(s.Creds.TenantID, s.Creds.ClientID, s.Creds.ClientSecret,
+		&azidentity.ClientSecretCredentialOptions{
+			ClientOptions: policy.ClientOptions{
+				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: s.URL + "/"},
+				Transport: s.HTTPClient(),
+			},
+			DisableInstanceDiscovery: true,
+		})
+}
+
+// FederatedToken returns a federated identity token for subject, which the token endpoint accepts as a
+// client_assertion when subject is one of the app's federated credentials (see entra.Authority).
+func (s *Server) FederatedToken(subject string, ttl time.Duration) string {
+	return s.auth.FederatedToken(subject, ttl)
+}
+
+// AddFederatedSubject registers another federated identity credential subject on the app.
+func (s *Server) AddFederatedSubject(subject string) { s.auth.AddFederatedSubject(subject) }
+
+// ExpireTokens makes every access token issued so far fail as expired, so clients must fetch new ones.
+func (s *Server) ExpireTokens() { s.auth.ExpireTokens() }
+
+// VerifyToken checks an access token the way the simulated APIs do, for tests that obtain tokens through
+// azidentity and want to know the simulator would accept them.
+func (s *Server) VerifyToken(token, audience string) error {
+	return s.auth.VerifyToken(token, audience)
+}
+
+// IssueToken returns an access token for audience issued to the simulated app (ttl 0: the server's token
+// TTL), for wire-level tests that skip the token endpoint.
+func (s *Server) IssueToken(audience string, ttl time.Duration) string {
+	return s.auth.IssueToken(audience, s.Creds.ClientID, ttl)
+}
+
+// Authority is the simulated Entra ID behind the server, for tests of the token endpoint itself.
+func (s *Server) Authority() *entra.Authority { return s.auth }
 
 // Close stops the server.
 func (s *Server) Close() error {

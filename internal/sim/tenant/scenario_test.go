@@ -1,4 +1,4 @@
-package sim
+package tenant
 
 import (
 	"reflect"
@@ -144,8 +144,8 @@ func TestTenantMutations(t *testing.T) {
 	if err := tn.Add(Object{}); err == nil {
 		t.Error("empty id accepted")
 	}
-	tn.rlockFresh()
-	hits := tn.resolveLocked("BACK")
+	tn.RLockFresh()
+	hits := tn.ResolveLocked("BACK")
 	tn.mu.RUnlock()
 	if len(hits) != 1 || hits[0].ID != o.ID {
 		t.Errorf("added object not resolvable by alias: %v", hits)
@@ -167,8 +167,8 @@ func TestTenantConcurrentUse(t *testing.T) {
 				case 1:
 					_ = tn.InScopeMEUs()
 				case 2:
-					tn.rlockFresh()
-					_ = tn.resolveLocked(o.Alias)
+					tn.RLockFresh()
+					_ = tn.ResolveLocked(o.Alias)
 					tn.mu.RUnlock()
 				case 3:
 					tn.Update(o.ID, func(x *Object) { x.CustomAttributes[0] = "x" })

@@ -1,4 +1,7 @@
-package sim
+// Package graphapi is the simulated Microsoft Graph v1.0 the audits read: users, groups, contacts, domains
+// and subscribedSkus with $select, $filter (graphfilter.go), $count, paging, delta rounds (graphdelta.go),
+// $batch, its own throttle bucket and injectable faults (GraphFault).
+package graphapi
 
 import (
 	"bytes"
@@ -11,13 +14,16 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"weak"
+
+	"github.com/exo-worker/worker/internal/sim/entra"
+	"github.com/exo-worker/worker/internal/sim/faults"
+	"github.com/exo-worker/worker/internal/sim/reqlog"
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // This file is the HTTP face of the simulated Microsoft Graph v1.0 (research/graph-protocol.md §1–§3, §7):
@@ -59,38 +65,50 @@ type GraphFault struct {
 }
 
 // graphFront is the per-server state of the Graph front end: its own throttle bucket (Graph and Exchange are
-// throttled separately; it follows the server's Faults), injected faults and the page size. Of the server's
-// Faults, RTT (applied to every request by logged), ThrottleBudget/ThrottleBurst and ErrorRate (503 with
+// throttled separately; it follows the server's faults.Faults), injected faults and the page size. Of the server's
+// faults.Faults, RTT (applied to every request by logged), ThrottleBudget/ThrottleBurst and ErrorRate (503 with
 // Retry-After) apply to Graph; ResetRate and TruncateRate are EXO-only.
 type graphFront struct {
 	mu       sync.Mutex
-	faults   *faultState
-	mirrored Faults
+	faults   *faults.State
+	mirrored faults.Faults
 	injected []*GraphFault
 	pageSize int
 }
 
-var graphFronts sync.Map // weak.Pointer[Server] → *graphFront
-
-func (s *Server) graph() *graphFront {
-	k := weak.Make(s)
-	if v, ok := graphFronts.Load(k); ok {
-		return v.(*graphFront)
-	}
-	v, loaded := graphFronts.LoadOrStore(k, &graphFront{faults: newFaultState(Faults{}), pageSize: graphDefaultPageSize})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { graphFronts.Delete(k) }, k)
-	}
-	return v.(*graphFront)
+// Service is the simulated Microsoft Graph (v1.0) of one tenant.
+type Service struct {
+	tenant *tenant.Tenant
+	faults *faults.State
+	auth   *entra.Authority
+	log    *reqlog.RequestLog
+	front  *graphFront
 }
 
-// faultsFor returns the Graph throttle state, re-armed whenever the server's Faults changed (SetFaults).
-func (gf *graphFront) faultsFor(cur Faults) *faultState {
+// Config is what the Graph API works on: the tenant, the server's faults (mirrored into Graph's own
+// throttle bucket), the authority whose tokens it accepts and the request log ($batch items).
+type Config struct {
+	Tenant *tenant.Tenant
+	Faults *faults.State
+	Auth   *entra.Authority
+	Log    *reqlog.RequestLog
+}
+
+// New returns the API over cfg; Register adds its routes.
+func New(cfg Config) *Service {
+	return &Service{tenant: cfg.Tenant, faults: cfg.Faults, auth: cfg.Auth, log: cfg.Log,
+		front: &graphFront{faults: faults.NewState(faults.Faults{}), pageSize: graphDefaultPageSize}}
+}
+
+func (s *Service) graph() *graphFront { return s.front }
+
+// faultsFor returns the Graph throttle state, re-armed whenever the server's faults.Faults changed (SetFaults).
+func (gf *graphFront) faultsFor(cur faults.Faults) *faults.State {
 	gf.mu.Lock()
 	defer gf.mu.Unlock()
 	if cur != gf.mirrored {
 		gf.mirrored = cur
-		gf.faults.set(cur)
+		gf.faults.Set(cur)
 	}
 	return gf.faults
 }
@@ -119,8 +137,8 @@ func (gf *graphFront) injectedFor(r GraphRequest) *GraphFault {
 }
 
 // InjectGraphFault arms f: the next f.Times Graph requests (or $batch items) it matches are answered with its
-// error. Faults are checked in the order they were injected.
-func (s *Server) InjectGraphFault(f GraphFault) {
+// error. faults.Faults are checked in the order they were injected.
+func (s *Service) InjectGraphFault(f GraphFault) {
 	if f.Times <= 0 {
 		f.Times = 1
 	}
@@ -132,20 +150,22 @@ func (s *Server) InjectGraphFault(f GraphFault) {
 
 // SetGraphPageSize sets the page size of Graph collections read without $top and of delta rounds (default
 // 100, like the service), so tests can page through a small tenant.
-func (s *Server) SetGraphPageSize(n int) {
+func (s *Service) SetGraphPageSize(n int) {
 	gf := s.graph()
 	gf.mu.Lock()
 	defer gf.mu.Unlock()
 	gf.pageSize = min(max(n, 1), graphMaxTop)
 }
 
-// GraphFaultStats reports the faults the Graph front end injected from the server's Faults (throttling,
+// GraphFaultStats reports the faults the Graph front end injected from the server's faults.Faults (throttling,
 // errors); injected GraphFaults are not counted.
-func (s *Server) GraphFaultStats() FaultStats { return s.graph().faultsFor(s.faults.get()).snapshot() }
+func (s *Service) GraphFaultStats() faults.FaultStats {
+	return s.graph().faultsFor(s.faults.Get()).Snapshot()
+}
 
-// registerGraph adds the Graph routes. Each entity set has its own literal patterns: a catch-all "/v1.0/"
+// Register adds the Graph routes. Each entity set has its own literal patterns: a catch-all "/v1.0/"
 // would overlap the Entra patterns (/{tenant}/oauth2/...), which ServeMux refuses.
-func (s *Server) registerGraph(mux *http.ServeMux) {
+func (s *Service) Register(mux *http.ServeMux) {
 	for _, set := range []string{"users", "groups", "contacts", "domains", "subscribedSkus"} {
 		mux.HandleFunc("/v1.0/"+set, s.handleGraph)
 		mux.HandleFunc("/v1.0/"+set+"/{rest...}", s.handleGraph)
@@ -210,13 +230,13 @@ func parseGraphQuery(raw string) (url.Values, *graphErr) {
 	return out, nil
 }
 
-func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
-	reqID := newRequestID()
+func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
+	reqID := reqlog.NewRequestID()
 	clientReqID := r.Header.Get("client-request-id")
-	lr := recordFrom(r.Context())
+	lr := reqlog.RecordFrom(r.Context())
 	lr.Service, lr.Query, lr.RequestID = "graph", r.URL.RawQuery, reqID
 	lr.Header = loggedHeader(r.Header)
-	if err := s.verifyBearer(r, graphAudience); err != nil {
+	if err := s.auth.VerifyBearer(r, graphAudience); err != nil {
 		s.writeGraph(w, lr, graphAuthError(err).resp(reqID, clientReqID), reqID, clientReqID)
 		return
 	}
@@ -232,9 +252,9 @@ func (s *Server) handleGraph(w http.ResponseWriter, r *http.Request) {
 
 // requestBase is the scheme and host the client called. Graph's links point back at the host that was
 // called; a client trusting only that host with its token (the SDK's valid hosts) must get links to it.
-func (s *Server) requestBase(r *http.Request) string {
+func (s *Service) requestBase(r *http.Request) string {
 	if r.Host == "" {
-		return s.URL
+		return s.auth.URL
 	}
 	return "https://" + r.Host
 }
@@ -252,9 +272,9 @@ func graphAuthError(err error) *graphErr {
 	challenge := `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`
 	msg := "Access token validation failure. " + err.Error()
 	switch {
-	case errors.Is(err, errBearerMissing):
+	case errors.Is(err, entra.ErrBearerMissing):
 		msg = "Access token is empty."
-	case errors.Is(err, errBearerExpired) && strings.Contains(err.Error(), "revoked"):
+	case errors.Is(err, entra.ErrBearerExpired) && strings.Contains(err.Error(), "revoked"):
 		// A token revoked before its expiry (Server.ExpireTokens): Graph answers CAE-capable clients (the SDK
 		// declares capability CP1) with a claims challenge; the SDK then fetches a new token with those claims,
 		// bypassing its cache, and retries once.
@@ -267,7 +287,7 @@ func graphAuthError(err error) *graphErr {
 
 // writeGraph writes the answer. The log entry is committed before the body goes out, so a client that has
 // read a response always finds its entry in the log.
-func (s *Server) writeGraph(w http.ResponseWriter, lr *logRecord, resp graphResp, reqID, clientReqID string) {
+func (s *Service) writeGraph(w http.ResponseWriter, lr *reqlog.Record, resp graphResp, reqID, clientReqID string) {
 	h := w.Header()
 	for k, v := range resp.header {
 		h[k] = v
@@ -280,7 +300,7 @@ func (s *Server) writeGraph(w http.ResponseWriter, lr *logRecord, resp graphResp
 	switch {
 	case resp.text != "":
 		h.Set("Content-Type", "text/plain")
-		lr.commit(resp.status)
+		lr.Commit(resp.status)
 		w.WriteHeader(resp.status)
 		_, _ = io.WriteString(w, resp.text)
 	case resp.body != nil:
@@ -290,17 +310,17 @@ func (s *Server) writeGraph(w http.ResponseWriter, lr *logRecord, resp graphResp
 			resp.status = 500
 		}
 		h.Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
-		lr.commit(resp.status)
+		lr.Commit(resp.status)
 		w.WriteHeader(resp.status)
 		_, _ = w.Write(b)
 	default:
-		lr.commit(resp.status)
+		lr.Commit(resp.status)
 		w.WriteHeader(resp.status)
 	}
 }
 
 // serveGraph answers one request (a wire request or a $batch item): injected faults, throttling, then routing.
-func (s *Server) serveGraph(req graphReq, reqID, clientReqID string, e *Entry) graphResp {
+func (s *Service) serveGraph(req graphReq, reqID, clientReqID string, e *reqlog.Entry) graphResp {
 	gf := s.graph()
 	if f := gf.injectedFor(GraphRequest{Method: req.method, Path: req.path, Query: req.query, InBatch: req.inBatch}); f != nil {
 		if e != nil {
@@ -308,18 +328,18 @@ func (s *Server) serveGraph(req graphReq, reqID, clientReqID string, e *Entry) g
 		}
 		return injectedError(f).resp(reqID, clientReqID)
 	}
-	fs := gf.faultsFor(s.faults.get())
-	if ok, wait := fs.take(); !ok {
+	fs := gf.faultsFor(s.faults.Get())
+	if ok, wait := fs.Take(); !ok {
 		if e != nil {
 			e.Fault = "throttle"
 		}
 		return (&graphErr{status: 429, code: "Request_ThrottledTemporarily", msg: "Your request is throttled temporarily. Please try after the duration in Retry-After.",
 			retryAfter: max(wait, time.Second), header: map[string]string{
-				"x-ms-throttle-scope":       "Tenant_Application/ReadWrite/" + s.Creds.ClientID + "/" + s.Creds.TenantID,
+				"x-ms-throttle-scope":       "Tenant_Application/ReadWrite/" + s.auth.Creds.ClientID + "/" + s.auth.Creds.TenantID,
 				"x-ms-throttle-information": "ResourceUnitLimitExceeded",
 			}}).resp(reqID, clientReqID)
 	}
-	if fs.roll(faultError) {
+	if fs.Roll(faults.KindError) {
 		if e != nil {
 			e.Fault = "error"
 		}
@@ -370,7 +390,7 @@ func defaultGraphError(status int) (string, string) {
 }
 
 // routeGraph dispatches by path. Writes are refused the way Graph refuses an app with read permissions only.
-func (s *Server) routeGraph(req graphReq) (graphResp, *graphErr) {
+func (s *Service) routeGraph(req graphReq) (graphResp, *graphErr) {
 	segs := strings.Split(strings.Trim(req.path, "/"), "/")
 	if len(segs) == 0 || segs[0] == "" {
 		return graphResp{}, &graphErr{status: 400, code: "BadRequest", msg: "Invalid request: the resource segment is missing."}
@@ -479,12 +499,12 @@ func nextLink(base, path, rawQuery, token string) string {
 	return base + "/v1.0" + path + "?" + strings.Join(parts, "&")
 }
 
-func (s *Server) view(o *Object, x GraphExtras) *gview {
+func (s *Service) view(o *tenant.Object, x tenant.GraphExtras) *gview {
 	return &gview{o: o, x: x, domain: s.tenant.Domain(), tenantID: s.tenant.ID()}
 }
 
 // graphList serves GET /users, /groups, /contacts: $select, $top, $skiptoken, $count with ConsistencyLevel.
-func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
+func (s *Service) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	if err := unsupportedOptions(req, "$search", "$orderby", "$expand", "$skip"); err != nil {
 		return graphResp{}, err
 	}
@@ -509,7 +529,7 @@ func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	// Keyset paging over the tenant's Guid order: objects added or removed between pages never shift the
 	// pages that follow. One object past the page tells whether there is a next one.
 	total, taken := 0, 0
-	page := s.tenant.Select(func(o *Object) bool {
+	page := s.tenant.Select(func(o *tenant.Object) bool {
 		if o.Kind != ent.kind || match != nil && !match(o) {
 			return false
 		}
@@ -524,7 +544,7 @@ func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	if more {
 		page = page[:top]
 	}
-	xs := graphSideOf(s.tenant).extrasFor(page)
+	xs := s.tenant.GraphSide().ExtrasFor(page)
 	values := make([]jobj, 0, len(page))
 	for i := range page {
 		values = append(values, ent.project(s.view(&page[i], xs[page[i].ID]), sel, false))
@@ -544,7 +564,7 @@ func (s *Server) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 // listFilter compiles $filter into a predicate over the tenant's objects (nil without $filter). Operators that
 // need an advanced query are refused without ConsistencyLevel: eventual and $count=true, with the service's
 // message (research §1.6).
-func (s *Server) listFilter(req graphReq, ent *gentity) (func(*Object) bool, *graphErr) {
+func (s *Service) listFilter(req graphReq, ent *gentity) (func(*tenant.Object) bool, *graphErr) {
 	raw, ok := req.query["$filter"]
 	if !ok {
 		return nil, nil
@@ -560,28 +580,28 @@ func (s *Server) listFilter(req graphReq, ent *gentity) (func(*Object) bool, *gr
 	}
 	// The predicate runs under the tenant's lock, so the extras are copied first (observe takes the two locks
 	// in the other order).
-	xs := graphSideOf(s.tenant).allExtras()
+	xs := s.tenant.GraphSide().AllExtras()
 	all := selection(ent.propNames())
-	return func(o *Object) bool { return f.eval(ent.project(s.view(o, xs[o.ID]), all, false), nil) }, nil
+	return func(o *tenant.Object) bool { return f.eval(ent.project(s.view(o, xs[o.ID]), all, false), nil) }, nil
 }
 
 // graphCount serves GET /users/$count, which needs the advanced-query header.
-func (s *Server) graphCount(req graphReq, ent *gentity) (graphResp, *graphErr) {
+func (s *Service) graphCount(req graphReq, ent *gentity) (graphResp, *graphErr) {
 	if !advanced(req) {
 		return graphResp{}, &graphErr{status: 400, code: "Request_BadRequest", msg: "$count is not currently supported."}
 	}
-	n := len(s.tenant.Select(func(o *Object) bool { return o.Kind == ent.kind }))
+	n := len(s.tenant.Select(func(o *tenant.Object) bool { return o.Kind == ent.kind }))
 	return graphResp{status: 200, text: strconv.Itoa(n)}, nil
 }
 
 // graphGet serves GET /users/{id | userPrincipalName}, /groups/{id}, /contacts/{id}.
-func (s *Server) graphGet(req graphReq, ent *gentity, key string) (graphResp, *graphErr) {
+func (s *Service) graphGet(req graphReq, ent *gentity, key string) (graphResp, *graphErr) {
 	sel, err := parseSelect(ent.typ, ent.propNames(), req.query.Get("$select"))
 	if err != nil {
 		return graphResp{}, err
 	}
-	found := s.tenant.Select(func(o *Object) bool {
-		return o.Kind == ent.kind && (strings.EqualFold(o.ID, key) || ent.kind == KindUser && strings.EqualFold(o.UserPrincipalName, key))
+	found := s.tenant.Select(func(o *tenant.Object) bool {
+		return o.Kind == ent.kind && (strings.EqualFold(o.ID, key) || ent.kind == tenant.KindUser && strings.EqualFold(o.UserPrincipalName, key))
 	})
 	if len(found) == 0 {
 		return graphResp{}, &graphErr{status: 404, code: "Request_ResourceNotFound",
@@ -593,7 +613,7 @@ func (s *Server) graphGet(req graphReq, ent *gentity, key string) (graphResp, *g
 	return graphResp{status: 200, body: body}, nil
 }
 
-func (s *Server) graphDomains(req graphReq) (graphResp, *graphErr) {
+func (s *Service) graphDomains(req graphReq) (graphResp, *graphErr) {
 	if err := unsupportedOptions(req, "$filter", "$search", "$orderby", "$expand"); err != nil {
 		return graphResp{}, err
 	}
@@ -613,7 +633,7 @@ func (s *Server) graphDomains(req graphReq) (graphResp, *graphErr) {
 	return graphResp{status: 200, body: jobj{{"@odata.context", ctx}, {"value", values}}}, nil
 }
 
-func (s *Server) graphDomain(req graphReq, name string) (graphResp, *graphErr) {
+func (s *Service) graphDomain(req graphReq, name string) (graphResp, *graphErr) {
 	sel, err := parseSelect("microsoft.graph.domain", domainProps, req.query.Get("$select"))
 	if err != nil {
 		return graphResp{}, err
@@ -630,7 +650,7 @@ func (s *Server) graphDomain(req graphReq, name string) (graphResp, *graphErr) {
 
 // graphSKUs serves GET /subscribedSkus; consumedUnits counts the users holding each SKU now. The service
 // supports only $select here (research §1.5).
-func (s *Server) graphSKUs(req graphReq) (graphResp, *graphErr) {
+func (s *Service) graphSKUs(req graphReq) (graphResp, *graphErr) {
 	if _, ok := req.query["$filter"]; ok {
 		return graphResp{}, &graphErr{status: 400, code: "Request_UnsupportedQuery", msg: "The $filter query option is not supported on subscribedSkus."}
 	}
@@ -639,7 +659,7 @@ func (s *Server) graphSKUs(req graphReq) (graphResp, *graphErr) {
 		return graphResp{}, err
 	}
 	consumed := map[string]int{}
-	s.tenant.Select(func(o *Object) bool {
+	s.tenant.Select(func(o *tenant.Object) bool {
 		for _, l := range o.AssignedLicenses {
 			consumed[strings.ToLower(l.SkuID)]++
 		}
@@ -671,14 +691,14 @@ type graphBatchItem struct {
 // handleGraphBatch serves POST /v1.0/$batch: gzip bodies (the SDK compresses every request body), at most 20
 // items, unique ids, percent-encoded inner URLs (%24select), dependsOn with 424, each item throttled and logged
 // on its own.
-func (s *Server) handleGraphBatch(w http.ResponseWriter, r *http.Request) {
-	reqID := newRequestID()
+func (s *Service) handleGraphBatch(w http.ResponseWriter, r *http.Request) {
+	reqID := reqlog.NewRequestID()
 	clientReqID := r.Header.Get("client-request-id")
-	lr := recordFrom(r.Context())
+	lr := reqlog.RecordFrom(r.Context())
 	lr.Service, lr.Query, lr.RequestID, lr.Batch, lr.Cmdlet = "graph", r.URL.RawQuery, reqID, true, "$batch"
 	lr.Header = loggedHeader(r.Header)
 	fail := func(ge *graphErr) { s.writeGraph(w, lr, ge.resp(reqID, clientReqID), reqID, clientReqID) }
-	if err := s.verifyBearer(r, graphAudience); err != nil {
+	if err := s.auth.VerifyBearer(r, graphAudience); err != nil {
 		fail(graphAuthError(err))
 		return
 	}
@@ -751,10 +771,10 @@ func (s *Server) handleGraphBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveBatchItem runs one $batch item and logs it as its own entry (InBatch).
-func (s *Server) serveBatchItem(base string, it graphBatchItem, status map[string]int, clientReqID string) graphResp {
-	reqID := newRequestID()
-	se := &Entry{Time: time.Now(), Method: strings.ToUpper(it.Method), Service: "graph", InBatch: true, RequestID: reqID, ClientRequestID: clientReqID}
-	defer func() { s.Log.add(*se) }()
+func (s *Service) serveBatchItem(base string, it graphBatchItem, status map[string]int, clientReqID string) graphResp {
+	reqID := reqlog.NewRequestID()
+	se := &reqlog.Entry{Time: time.Now(), Method: strings.ToUpper(it.Method), Service: "graph", InBatch: true, RequestID: reqID, ClientRequestID: clientReqID}
+	defer func() { s.log.Add(*se) }()
 	for _, dep := range it.DependsOn {
 		if st, ok := status[strings.ToLower(dep)]; !ok || st >= 400 {
 			se.Status = http.StatusFailedDependency

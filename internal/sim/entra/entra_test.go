@@ -1,4 +1,4 @@
-package sim
+package entra
 
 import (
 	"context"
@@ -12,15 +12,19 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 const (
@@ -28,28 +32,54 @@ const (
 	graphResource = "https://graph.microsoft.com"
 )
 
-// startEntra starts a simulator with a small scenario and closes it when the test ends.
-func startEntra(t *testing.T, opts Options) *Server {
-	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	s, err := Start(opts)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+// Options configure a test authority.
+type Options struct {
+	TokenTTL time.Duration
+	Seed     int64 // the scenario seed the tenant and client ids derive from
 }
 
-func clientOptions(s *Server) policy.ClientOptions {
+// testServer is an Authority served over HTTPS by httptest, closed when the test ends.
+type testServer struct {
+	*Authority
+	srv *httptest.Server
+}
+
+func (s *testServer) HTTPClient() *http.Client { return s.srv.Client() }
+
+// Credential is a real azidentity client-secret credential for the app registration.
+func (s *testServer) Credential() (azcore.TokenCredential, error) {
+	return azidentity.NewClientSecretCredential(s.Creds.TenantID, s.Creds.ClientID, s.Creds.ClientSecret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOptions(s), DisableInstanceDiscovery: true})
+}
+
+// startEntra starts an authority (its tenant as the scenario of opts.Seed yields it) and closes it when the
+// test ends.
+func startEntra(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	a, err := New(t.TempDir(), opts.TokenTTL)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	sc := tenant.Scenario{Seed: opts.Seed}.WithDefaults()
+	if err := a.WriteCredentials(sc.TenantID, sc.TenantDomain, sc.Seed); err != nil {
+		t.Fatalf("WriteCredentials: %v", err)
+	}
+	mux := http.NewServeMux()
+	a.Register(mux)
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	a.URL = srv.URL
+	return &testServer{Authority: a, srv: srv}
+}
+
+func clientOptions(s *testServer) policy.ClientOptions {
 	return policy.ClientOptions{
 		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: s.URL + "/"},
 		Transport: s.HTTPClient(),
 	}
 }
 
-func getJSON(t *testing.T, s *Server, path string) (int, map[string]any) {
+func getJSON(t *testing.T, s *testServer, path string) (int, map[string]any) {
 	t.Helper()
 	resp, err := s.HTTPClient().Get(s.URL + path)
 	if err != nil {
@@ -63,7 +93,7 @@ func getJSON(t *testing.T, s *Server, path string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-func postToken(t *testing.T, s *Server, tenant string, form url.Values) (int, map[string]any) {
+func postToken(t *testing.T, s *testServer, tenant string, form url.Values) (int, map[string]any) {
 	t.Helper()
 	resp, err := s.HTTPClient().PostForm(s.URL+"/"+tenant+"/oauth2/v2.0/token", form)
 	if err != nil {
@@ -129,14 +159,14 @@ func TestCredentialGetsTokenTheEXOSideAccepts(t *testing.T) {
 		t.Errorf("token expires in %v, want about an hour", d)
 	}
 	req := bearerRequest(tok.Token)
-	if err := s.verifyBearer(req, exoResource); err != nil {
-		t.Errorf("verifyBearer(EXO): %v", err)
+	if err := s.VerifyBearer(req, exoResource); err != nil {
+		t.Errorf("VerifyBearer(EXO): %v", err)
 	}
-	if err := s.verifyBearer(req, exoResource+"/"); err != nil {
-		t.Errorf("verifyBearer(EXO with trailing slash): %v", err)
+	if err := s.VerifyBearer(req, exoResource+"/"); err != nil {
+		t.Errorf("VerifyBearer(EXO with trailing slash): %v", err)
 	}
-	if err := s.verifyBearer(req, graphResource); !errors.Is(err, errBearerAudience) {
-		t.Errorf("verifyBearer(Graph) = %v, want errBearerAudience", err)
+	if err := s.VerifyBearer(req, graphResource); !errors.Is(err, ErrBearerAudience) {
+		t.Errorf("VerifyBearer(Graph) = %v, want ErrBearerAudience", err)
 	}
 	var c accessClaims
 	if err := verifyHS256(s.tokenKey, tok.Token, &c); err != nil {
@@ -157,7 +187,7 @@ func bearerRequest(tok string) *http.Request {
 
 func TestVerifyBearer(t *testing.T) {
 	s := startEntra(t, Options{})
-	good := s.issueToken(exoResource, s.Creds.ClientID, time.Hour)
+	good := s.IssueToken(exoResource, s.Creds.ClientID, time.Hour)
 	now := time.Now()
 	claims := func(mod func(*accessClaims)) string {
 		c := accessClaims{Aud: exoResource, Tid: s.Creds.TenantID, AppID: s.Creds.ClientID, Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(time.Hour).Unix()}
@@ -174,18 +204,18 @@ func TestVerifyBearer(t *testing.T) {
 	}{
 		{"valid", "Bearer " + good, nil},
 		{"scheme case-insensitive", "bearer " + good, nil},
-		{"missing", "", errBearerMissing},
-		{"basic scheme", "Basic dXNlcjpwdw==", errBearerMalformed},
-		{"bearer without token", "Bearer ", errBearerMalformed},
-		{"not a JWT", "Bearer abc", errBearerMalformed},
-		{"payload not base64", "Bearer " + parts[0] + ".%%%." + parts[2], errBearerMalformed},
-		{"tampered claims", "Bearer " + tampered, errBearerSignature},
-		{"alg none", "Bearer " + noneAlg, errBearerSignature},
-		{"signed with another key", "Bearer " + signHS256([]byte("another key"), accessClaims{Aud: exoResource}), errBearerSignature},
-		{"expired", "Bearer " + claims(func(c *accessClaims) { c.Exp = now.Add(-time.Minute).Unix() }), errBearerExpired},
-		{"not yet valid", "Bearer " + claims(func(c *accessClaims) { c.Nbf = now.Add(time.Hour).Unix() }), errBearerNotYet},
-		{"wrong audience", "Bearer " + claims(func(c *accessClaims) { c.Aud = graphResource }), errBearerAudience},
-		{"other tenant", "Bearer " + claims(func(c *accessClaims) { c.Tid = "00000000-0000-0000-0000-000000000001" }), errBearerTenant},
+		{"missing", "", ErrBearerMissing},
+		{"basic scheme", "Basic dXNlcjpwdw==", ErrBearerMalformed},
+		{"bearer without token", "Bearer ", ErrBearerMalformed},
+		{"not a JWT", "Bearer abc", ErrBearerMalformed},
+		{"payload not base64", "Bearer " + parts[0] + ".%%%." + parts[2], ErrBearerMalformed},
+		{"tampered claims", "Bearer " + tampered, ErrBearerSignature},
+		{"alg none", "Bearer " + noneAlg, ErrBearerSignature},
+		{"signed with another key", "Bearer " + signHS256([]byte("another key"), accessClaims{Aud: exoResource}), ErrBearerSignature},
+		{"expired", "Bearer " + claims(func(c *accessClaims) { c.Exp = now.Add(-time.Minute).Unix() }), ErrBearerExpired},
+		{"not yet valid", "Bearer " + claims(func(c *accessClaims) { c.Nbf = now.Add(time.Hour).Unix() }), ErrBearerNotYet},
+		{"wrong audience", "Bearer " + claims(func(c *accessClaims) { c.Aud = graphResource }), ErrBearerAudience},
+		{"other tenant", "Bearer " + claims(func(c *accessClaims) { c.Tid = "00000000-0000-0000-0000-000000000001" }), ErrBearerTenant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,18 +223,18 @@ func TestVerifyBearer(t *testing.T) {
 			if tc.header != "" {
 				r.Header.Set("Authorization", tc.header)
 			}
-			err := s.verifyBearer(r, exoResource)
+			err := s.VerifyBearer(r, exoResource)
 			if tc.want == nil {
 				if err != nil {
-					t.Fatalf("verifyBearer = %v, want nil", err)
+					t.Fatalf("VerifyBearer = %v, want nil", err)
 				}
 				return
 			}
 			if !errors.Is(err, tc.want) {
-				t.Fatalf("verifyBearer = %v, want %v", err, tc.want)
+				t.Fatalf("VerifyBearer = %v, want %v", err, tc.want)
 			}
 			// Each reason is distinct, so handlers and logs can say exactly why a call was refused.
-			for _, other := range []error{errBearerMissing, errBearerMalformed, errBearerSignature, errBearerExpired, errBearerNotYet, errBearerAudience, errBearerTenant} {
+			for _, other := range []error{ErrBearerMissing, ErrBearerMalformed, ErrBearerSignature, ErrBearerExpired, ErrBearerNotYet, ErrBearerAudience, ErrBearerTenant} {
 				if other != tc.want && errors.Is(err, other) {
 					t.Errorf("error %v also matches %v", err, other)
 				}
@@ -214,11 +244,11 @@ func TestVerifyBearer(t *testing.T) {
 
 	t.Run("ExpireTokens revokes issued tokens only", func(t *testing.T) {
 		s.ExpireTokens()
-		if err := s.verifyBearer(bearerRequest(good), exoResource); !errors.Is(err, errBearerExpired) {
-			t.Fatalf("old token after ExpireTokens: %v, want errBearerExpired", err)
+		if err := s.VerifyBearer(bearerRequest(good), exoResource); !errors.Is(err, ErrBearerExpired) {
+			t.Fatalf("old token after ExpireTokens: %v, want ErrBearerExpired", err)
 		}
-		fresh := s.issueToken(exoResource, s.Creds.ClientID, time.Hour)
-		if err := s.verifyBearer(bearerRequest(fresh), exoResource); err != nil {
+		fresh := s.IssueToken(exoResource, s.Creds.ClientID, time.Hour)
+		if err := s.VerifyBearer(bearerRequest(fresh), exoResource); err != nil {
 			t.Fatalf("token issued after ExpireTokens: %v", err)
 		}
 	})
@@ -364,8 +394,8 @@ func TestCertificateCredential(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetToken: %v", err)
 			}
-			if err := s.verifyBearer(bearerRequest(tok.Token), exoResource); err != nil {
-				t.Errorf("verifyBearer: %v", err)
+			if err := s.VerifyBearer(bearerRequest(tok.Token), exoResource); err != nil {
+				t.Errorf("VerifyBearer: %v", err)
 			}
 		})
 	}
@@ -496,8 +526,8 @@ func TestWorkloadIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GetToken: %v", err)
 		}
-		if err := s.verifyBearer(bearerRequest(tok.Token), graphResource); err != nil {
-			t.Errorf("verifyBearer: %v", err)
+		if err := s.VerifyBearer(bearerRequest(tok.Token), graphResource); err != nil {
+			t.Errorf("VerifyBearer: %v", err)
 		}
 	})
 	tests := []struct {
@@ -572,8 +602,8 @@ func TestManagedIdentityAppService(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetToken: %v", err)
 			}
-			if err := s.verifyBearer(bearerRequest(tok.Token), tc.resource); err != nil {
-				t.Errorf("verifyBearer: %v", err)
+			if err := s.VerifyBearer(bearerRequest(tok.Token), tc.resource); err != nil {
+				t.Errorf("VerifyBearer: %v", err)
 			}
 		})
 	}
@@ -598,9 +628,9 @@ func TestTokenTTLOption(t *testing.T) {
 }
 
 func TestWriteCredentials(t *testing.T) {
-	a := startEntra(t, Options{Scenario: &Scenario{Seed: 7}})
-	b := startEntra(t, Options{Scenario: &Scenario{Seed: 7}})
-	c := startEntra(t, Options{Scenario: &Scenario{Seed: 8}})
+	a := startEntra(t, Options{Seed: 7})
+	b := startEntra(t, Options{Seed: 7})
+	c := startEntra(t, Options{Seed: 8})
 	if a.Creds.TenantID != b.Creds.TenantID || a.Creds.ClientID != b.Creds.ClientID {
 		t.Errorf("same seed, different ids: %+v %+v", a.Creds, b.Creds)
 	}
@@ -645,18 +675,18 @@ func TestWriteCredentials(t *testing.T) {
 	}
 }
 
-// FuzzVerifyBearer feeds arbitrary Authorization headers to verifyBearer: it must never panic and never accept
+// FuzzVerifyBearer feeds arbitrary Authorization headers to VerifyBearer: it must never panic and never accept
 // anything but a token the server signed.
 func FuzzVerifyBearer(f *testing.F) {
-	s := &Server{tokenKey: []byte("0123456789abcdef0123456789abcdef"), Creds: Credentials{TenantID: "t", ClientID: "c"}}
-	valid := s.issueToken(exoResource, "c", time.Hour)
+	s := &Authority{tokenKey: []byte("0123456789abcdef0123456789abcdef"), Creds: Credentials{TenantID: "t", ClientID: "c"}}
+	valid := s.IssueToken(exoResource, "c", time.Hour)
 	for _, seed := range []string{"", "Bearer " + valid, "Bearer a.b.c", "Bearer ..", "Basic x", "Bearer e30.e30.", "bearer " + valid + "x", "Bearer " + strings.Repeat(".", 5)} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
 		r := bearerRequest("")
 		r.Header.Set("Authorization", header)
-		err := s.verifyBearer(r, exoResource)
+		err := s.VerifyBearer(r, exoResource)
 		if err == nil {
 			_, tok, _ := strings.Cut(header, " ")
 			tok = strings.TrimSpace(tok)
@@ -670,8 +700,8 @@ func FuzzVerifyBearer(f *testing.F) {
 
 // FuzzClientAssertion feeds arbitrary client assertions to the token endpoint's verifier: no panic, no token.
 func FuzzClientAssertion(f *testing.F) {
-	s := &Server{tokenKey: []byte("0123456789abcdef0123456789abcdef"), URL: "https://127.0.0.1:1", Dir: f.TempDir()}
-	if err := s.writeCredentials(Scenario{Seed: 3}); err != nil {
+	s := &Authority{tokenKey: []byte("0123456789abcdef0123456789abcdef"), URL: "https://127.0.0.1:1", Dir: f.TempDir()}
+	if err := s.WriteCredentials("t", "t.onmicrosoft.com", 3); err != nil {
 		f.Fatal(err)
 	}
 	for _, seed := range []string{"", "a.b.c", "e30.e30.e30", s.FederatedToken("x", time.Hour),

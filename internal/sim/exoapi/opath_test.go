@@ -1,14 +1,16 @@
-package sim
+package exoapi
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
-func opathObjects() map[string]*Object {
-	return map[string]*Object{
+func opathObjects() map[string]*tenant.Object {
+	return map[string]*tenant.Object{
 		"jane": {
 			ID: "3f2b9c1e-5a7d-4c1b-9e0f-1a2b3c4d5e6f", Guid: "0b6d2f7a-1111-4c2e-8d3f-222233334444",
 			Name: "Jane O'Brien", Alias: "jane.obrien", DisplayName: "Jane O'Brien", RecipientType: "MailUser",

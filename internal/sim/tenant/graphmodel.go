@@ -1,4 +1,4 @@
-package sim
+package tenant
 
 import (
 	"fmt"
@@ -148,9 +148,9 @@ func DefaultSubscribedSKUs() []SubscribedSKU {
 	}
 }
 
-// graphSide is the Graph-only state of one Tenant plus the simulator's Graph front-end state. It lives in a
+// GraphSide is the Graph-only state of one Tenant plus the simulator's Graph front-end state. It lives in a
 // side table keyed weakly by the Tenant (graphSideOf) so the shared tenant model did not have to change.
-type graphSide struct {
+type GraphSide struct {
 	mu      sync.Mutex
 	extras  map[string]*GraphExtras // by lower-case object id
 	skus    []SubscribedSKU         // nil: DefaultSubscribedSKUs
@@ -180,20 +180,23 @@ type tomb struct {
 	seq  uint64
 }
 
-var graphSides sync.Map // weak.Pointer[Tenant] → *graphSide
+var graphSides sync.Map // weak.Pointer[Tenant] → *GraphSide
 
 // graphSideOf returns the tenant's Graph side, creating it on first use. The table holds the Tenant weakly and
 // drops the entry when the Tenant is collected, so tests that build many tenants do not leak.
-func graphSideOf(t *Tenant) *graphSide {
+// GraphSide returns the Graph-only state of the tenant (extras, delta sequence), which the Graph API reads.
+func (t *Tenant) GraphSide() *GraphSide { return graphSideOf(t) }
+
+func graphSideOf(t *Tenant) *GraphSide {
 	k := weak.Make(t)
 	if v, ok := graphSides.Load(k); ok {
-		return v.(*graphSide)
+		return v.(*GraphSide)
 	}
-	v, loaded := graphSides.LoadOrStore(k, &graphSide{extras: map[string]*GraphExtras{}})
+	v, loaded := graphSides.LoadOrStore(k, &GraphSide{extras: map[string]*GraphExtras{}})
 	if !loaded {
 		runtime.AddCleanup(t, func(k weak.Pointer[Tenant]) { graphSides.Delete(k) }, k)
 	}
-	return v.(*graphSide)
+	return v.(*GraphSide)
 }
 
 // GraphExtras returns a copy of the Entra-only state of the object (zero value when none was set).
@@ -236,7 +239,7 @@ func (t *Tenant) SubscribedSKUs() []SubscribedSKU {
 	return cloneSKUs(gs.skusLocked())
 }
 
-func (gs *graphSide) skusLocked() []SubscribedSKU {
+func (gs *GraphSide) skusLocked() []SubscribedSKU {
 	if gs.skus == nil {
 		gs.skus = DefaultSubscribedSKUs()
 	}
@@ -304,7 +307,7 @@ func (t *Tenant) GraphDomains() []GraphDomain {
 	return cloneDomains(gs.domainsLocked(t))
 }
 
-func (gs *graphSide) domainsLocked(t *Tenant) []GraphDomain {
+func (gs *GraphSide) domainsLocked(t *Tenant) []GraphDomain {
 	if gs.domains == nil {
 		for _, d := range t.AcceptedDomains() {
 			svc := []string{"Email", "OfficeCommunicationsOnline"}
@@ -380,16 +383,16 @@ func (t *Tenant) ExpireDeltaTokens(shape DeltaExpiry) {
 	gs.expiry = shape
 }
 
-func (gs *graphSide) deltaEpoch() (int64, DeltaExpiry) {
+func (gs *GraphSide) DeltaEpoch() (int64, DeltaExpiry) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	return gs.epoch, gs.expiry
 }
 
-// observe compares the tenant with the last observation and numbers the changes; it returns the sequence
+// Observe compares the tenant with the last observation and numbers the changes; it returns the sequence
 // number of the latest change. Delta rounds call it once at their start, so an unchanged tenant keeps its
 // sequence and an incremental round finds nothing. Lock order: gs.mu, then the tenant's lock.
-func (gs *graphSide) observe(t *Tenant) uint64 {
+func (gs *GraphSide) Observe(t *Tenant) uint64 {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	if gs.state == nil {
@@ -428,8 +431,8 @@ func (gs *graphSide) observe(t *Tenant) uint64 {
 	return gs.seq
 }
 
-// extrasFor returns copies of the extras of the given objects, by object id (absent: none set).
-func (gs *graphSide) extrasFor(objs []Object) map[string]GraphExtras {
+// ExtrasFor returns copies of the extras of the given objects, by object id (absent: none set).
+func (gs *GraphSide) ExtrasFor(objs []Object) map[string]GraphExtras {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	out := make(map[string]GraphExtras)
@@ -441,8 +444,8 @@ func (gs *graphSide) extrasFor(objs []Object) map[string]GraphExtras {
 	return out
 }
 
-// allExtras returns copies of every object's extras, by object id.
-func (gs *graphSide) allExtras() map[string]GraphExtras {
+// AllExtras returns copies of every object's extras, by object id.
+func (gs *GraphSide) AllExtras() map[string]GraphExtras {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	out := make(map[string]GraphExtras, len(gs.extras))
@@ -452,30 +455,30 @@ func (gs *graphSide) allExtras() map[string]GraphExtras {
 	return out
 }
 
-// change is one entry of an incremental delta round: a live object (by id) or a removal.
-type change struct {
-	id      string
-	seq     uint64
-	removed bool
+// Change is one entry of an incremental delta round: a live object (by id) or a removal.
+type Change struct {
+	ID      string
+	Seq     uint64
+	Removed bool
 }
 
-// changes lists the changes of kind with since < seq <= upto, in sequence order.
-func (gs *graphSide) changes(kind ObjectKind, since, upto uint64) []change {
+// Changes lists the changes of kind with since < seq <= upto, in sequence order.
+func (gs *GraphSide) Changes(kind ObjectKind, since, upto uint64) []Change {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
-	var out []change
+	var out []Change
 	for id, st := range gs.state {
 		if st.kind == kind && st.seq > since && st.seq <= upto {
-			out = append(out, change{id: id, seq: st.seq})
+			out = append(out, Change{ID: id, Seq: st.seq})
 		}
 	}
 	i, _ := slices.BinarySearchFunc(gs.tombs, since+1, func(tb tomb, s uint64) int { return cmpU64(tb.seq, s) })
 	for ; i < len(gs.tombs) && gs.tombs[i].seq <= upto; i++ {
 		if gs.tombs[i].kind == kind {
-			out = append(out, change{id: gs.tombs[i].id, seq: gs.tombs[i].seq, removed: true})
+			out = append(out, Change{ID: gs.tombs[i].id, Seq: gs.tombs[i].seq, Removed: true})
 		}
 	}
-	slices.SortFunc(out, func(a, b change) int { return cmpU64(a.seq, b.seq) })
+	slices.SortFunc(out, func(a, b Change) int { return cmpU64(a.Seq, b.Seq) })
 	return out
 }
 
@@ -563,7 +566,7 @@ func writeGraphFingerprint(w io.Writer, o *Object, x *GraphExtras) {
 	s(x.OnPremisesSecurityIdentifier)
 }
 
-// OnPremisesDN is the AD distinguishedName Graph shows for a synced object (onPremisesDistinguishedName),
+// OnPremisesDN is the AD DistinguishedName Graph shows for a synced object (onPremisesDistinguishedName),
 // unless GraphExtras overrides it: CN=<displayName, RFC 4514-escaped>,OU=<Users|Groups|Contacts>,OU=Sync,
 // DC=<each label of the vanity domain>. Empty for cloud-only objects.
 func OnPremisesDN(o Object, x GraphExtras, domain string) string {

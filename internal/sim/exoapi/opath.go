@@ -1,4 +1,4 @@
-package sim
+package exoapi
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // This file is the simulator's OPATH (-Filter) parser and evaluator, per research/exo-protocol.md §4.3–§4.4:
@@ -352,33 +354,33 @@ const (
 type propSpec struct {
 	name string
 	kind propKind
-	get  func(o *Object) any // string, bool, time.Time or []string
+	get  func(o *tenant.Object) any // string, bool, time.Time or []string
 }
 
 var propSpecs = func() map[string]*propSpec {
 	specs := []*propSpec{
-		{"Alias", pString, func(o *Object) any { return o.Alias }},
-		{"DisplayName", pString, func(o *Object) any { return o.DisplayName }},
-		{"EmailAddresses", pProxies, func(o *Object) any { return o.EmailAddresses }},
-		{"ExternalDirectoryObjectId", pGUID, func(o *Object) any { return o.ID }},
-		{"ExternalEmailAddress", pAddress, func(o *Object) any { return o.ExternalEmailAddress }},
-		{"Guid", pGUID, func(o *Object) any { return o.Guid }},
-		{"HiddenFromAddressListsEnabled", pBool, func(o *Object) any { return o.HiddenFromAddressListsEnabled }},
-		{"IsDirSynced", pBool, func(o *Object) any { return o.IsDirSynced }},
-		{"Name", pString, func(o *Object) any { return o.Name }},
-		{"PrimarySmtpAddress", pPrimary, func(o *Object) any { return o.PrimarySmtpAddress }},
-		{"RecipientType", pString, func(o *Object) any { return o.RecipientType }},
-		{"RecipientTypeDetails", pString, func(o *Object) any { return o.RecipientTypeDetails }},
-		{"UserPrincipalName", pString, func(o *Object) any { return o.UserPrincipalName }},
-		{"WhenChanged", pDate, func(o *Object) any { return o.WhenChanged }},
-		{"WhenChangedUTC", pDate, func(o *Object) any { return o.WhenChanged }},
-		{"WhenCreated", pDate, func(o *Object) any { return o.WhenCreated }},
-		{"WhenCreatedUTC", pDate, func(o *Object) any { return o.WhenCreated }},
-		{"WindowsEmailAddress", pString, func(o *Object) any { return o.WindowsEmailAddress }},
+		{"Alias", pString, func(o *tenant.Object) any { return o.Alias }},
+		{"DisplayName", pString, func(o *tenant.Object) any { return o.DisplayName }},
+		{"EmailAddresses", pProxies, func(o *tenant.Object) any { return o.EmailAddresses }},
+		{"ExternalDirectoryObjectId", pGUID, func(o *tenant.Object) any { return o.ID }},
+		{"ExternalEmailAddress", pAddress, func(o *tenant.Object) any { return o.ExternalEmailAddress }},
+		{"Guid", pGUID, func(o *tenant.Object) any { return o.Guid }},
+		{"HiddenFromAddressListsEnabled", pBool, func(o *tenant.Object) any { return o.HiddenFromAddressListsEnabled }},
+		{"IsDirSynced", pBool, func(o *tenant.Object) any { return o.IsDirSynced }},
+		{"Name", pString, func(o *tenant.Object) any { return o.Name }},
+		{"PrimarySmtpAddress", pPrimary, func(o *tenant.Object) any { return o.PrimarySmtpAddress }},
+		{"RecipientType", pString, func(o *tenant.Object) any { return o.RecipientType }},
+		{"RecipientTypeDetails", pString, func(o *tenant.Object) any { return o.RecipientTypeDetails }},
+		{"UserPrincipalName", pString, func(o *tenant.Object) any { return o.UserPrincipalName }},
+		{"WhenChanged", pDate, func(o *tenant.Object) any { return o.WhenChanged }},
+		{"WhenChangedUTC", pDate, func(o *tenant.Object) any { return o.WhenChanged }},
+		{"WhenCreated", pDate, func(o *tenant.Object) any { return o.WhenCreated }},
+		{"WhenCreatedUTC", pDate, func(o *tenant.Object) any { return o.WhenCreated }},
+		{"WindowsEmailAddress", pString, func(o *tenant.Object) any { return o.WindowsEmailAddress }},
 	}
 	for i := range 15 {
 		specs = append(specs, &propSpec{fmt.Sprintf("CustomAttribute%d", i+1), pString,
-			func(o *Object) any { return o.CustomAttributes[i] }})
+			func(o *tenant.Object) any { return o.CustomAttributes[i] }})
 	}
 	m := map[string]*propSpec{}
 	for _, s := range specs {
@@ -496,7 +498,7 @@ func parseFilterDate(s string) (time.Time, bool) {
 }
 
 // matchOPATH evaluates a bound filter against an object.
-func matchOPATH(e opathExpr, o *Object) bool {
+func matchOPATH(e opathExpr, o *tenant.Object) bool {
 	switch e := e.(type) {
 	case *opathAnd:
 		return matchOPATH(e.l, o) && matchOPATH(e.r, o)
@@ -510,7 +512,7 @@ func matchOPATH(e opathExpr, o *Object) bool {
 	return false
 }
 
-func (c *opathCmp) match(o *Object) bool {
+func (c *opathCmp) match(o *tenant.Object) bool {
 	if c.spec == nil {
 		return false
 	}
@@ -683,7 +685,7 @@ func filterBindText(inner string) string {
 	return `Cannot bind parameter 'Filter' to the target. Exception setting "Filter": "` + inner + `"`
 }
 
-func (f *compiledFilter) match(o *Object) bool {
+func (f *compiledFilter) match(o *tenant.Object) bool {
 	if f == nil {
 		return true
 	}

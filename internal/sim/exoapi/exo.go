@@ -1,4 +1,7 @@
-package sim
+// Package exoapi is the simulated Exchange Online admin API (InvokeCommand and $batch): the cmdlets the
+// worker uses, their parameter binding and errors as the service words them, OPATH filters (opath.go), JSON
+// records as the REST endpoint shapes them (exojson.go), and paging through @odata.nextLink.
+package exoapi
 
 import (
 	"bytes"
@@ -17,6 +20,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/exo-worker/worker/internal/sim/entra"
+	"github.com/exo-worker/worker/internal/sim/faults"
+	"github.com/exo-worker/worker/internal/sim/reqlog"
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // This file is the HTTP face of the simulated Exchange Online admin API (research §1–§2):
@@ -83,17 +91,44 @@ func (x *exoState) lookup(tok string) *pageState {
 	return st
 }
 
-// registerEXO adds the EXO admin API routes. Patterns keep the literal "beta" segment so they never
+// Service is the simulated Exchange Online admin API of one tenant.
+type Service struct {
+	tenant          *tenant.Tenant
+	faults          *faults.State
+	stale           *faults.StaleReads
+	auth            *entra.Authority
+	log             *reqlog.RequestLog
+	defaultEncoding string
+	exo             *exoState
+}
+
+// Config is what the EXO admin API works on: the tenant, the injected faults, the authority whose tokens it
+// accepts, the request log ($batch sub-requests are recorded one by one) and how error details are encoded
+// ("pipe", the default, or "json").
+type Config struct {
+	Tenant         *tenant.Tenant
+	Faults         *faults.State
+	Auth           *entra.Authority
+	Log            *reqlog.RequestLog
+	DetailEncoding string
+}
+
+// New returns the API over cfg; Register adds its routes.
+func New(cfg Config) *Service {
+	return &Service{tenant: cfg.Tenant, faults: cfg.Faults, stale: &faults.StaleReads{}, auth: cfg.Auth, log: cfg.Log,
+		defaultEncoding: cfg.DetailEncoding, exo: &exoState{pages: map[string]*pageState{}}}
+}
+
+// Register adds the EXO admin API routes. Patterns keep the literal "beta" segment so they never
 // overlap the Entra routes (/{tenant}/oauth2/...).
-func (s *Server) registerEXO(mux *http.ServeMux) {
-	s.exo = &exoState{pages: map[string]*pageState{}}
+func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/adminapi/beta/{tenant}/InvokeCommand", s.handleInvokeCommand)
 	mux.HandleFunc("/adminapi/beta/{tenant}/$batch", s.handleBatch)
 }
 
 // isTenant accepts the tenant GUID or the initial domain, as the service does.
-func (s *Server) isTenant(seg string) bool {
-	for _, v := range []string{s.tenant.ID(), s.tenant.InitialDomain(), s.Creds.TenantID, s.Creds.TenantDomain} {
+func (s *Service) isTenant(seg string) bool {
+	for _, v := range []string{s.tenant.ID(), s.tenant.InitialDomain(), s.auth.Creds.TenantID, s.auth.Creds.TenantDomain} {
 		if v != "" && strings.EqualFold(seg, v) {
 			return true
 		}
@@ -118,23 +153,23 @@ type invokeOutput struct {
 	body   []byte // nil: no body (401)
 }
 
-func (s *Server) handleInvokeCommand(w http.ResponseWriter, r *http.Request) {
-	e := recordFrom(r.Context())
+func (s *Service) handleInvokeCommand(w http.ResponseWriter, r *http.Request) {
+	e := reqlog.RecordFrom(r.Context())
 	tenant := r.PathValue("tenant")
 	if !s.isTenant(tenant) {
-		s.writeOut(w, s.plainOut(http.StatusNotFound, newRequestID(), r.Header,
+		s.writeOut(w, s.plainOut(http.StatusNotFound, reqlog.NewRequestID(), r.Header,
 			fmt.Sprintf("The tenant '%s' was not found. Use the tenant id or its initial *.onmicrosoft.com domain.", tenant)), e)
 		return
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET, POST")
-		s.writeOut(w, s.plainOut(http.StatusMethodNotAllowed, newRequestID(), r.Header,
+		s.writeOut(w, s.plainOut(http.StatusMethodNotAllowed, reqlog.NewRequestID(), r.Header,
 			"InvokeCommand accepts POST (and GET on an @odata.nextLink)."), e)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
-		s.writeOut(w, s.plainOut(http.StatusRequestEntityTooLarge, newRequestID(), r.Header,
+		s.writeOut(w, s.plainOut(http.StatusRequestEntityTooLarge, reqlog.NewRequestID(), r.Header,
 			fmt.Sprintf("The request body could not be read: %v.", err)), e)
 		return
 	}
@@ -145,14 +180,14 @@ func (s *Server) handleInvokeCommand(w http.ResponseWriter, r *http.Request) {
 
 // invoke runs one call: bearer check, body decoding, nextLink validation, throttle and error faults, the
 // cmdlet, and the envelope. It fills the log entry's cmdlet, identity, params, request id and fault.
-func (s *Server) invoke(in invokeInput, e *Entry) invokeOutput {
+func (s *Service) invoke(in invokeInput, e *reqlog.Entry) invokeOutput {
 	out := s.invokeInner(in, e)
 	s.stampRate(out.header)
 	return out
 }
 
-func (s *Server) invokeInner(in invokeInput, e *Entry) invokeOutput {
-	reqID := newRequestID()
+func (s *Service) invokeInner(in invokeInput, e *reqlog.Entry) invokeOutput {
+	reqID := reqlog.NewRequestID()
 	e.RequestID = reqID
 	if out, ok := s.checkBearer(in, reqID); !ok {
 		return out
@@ -185,7 +220,7 @@ func (s *Server) invokeInner(in invokeInput, e *Entry) invokeOutput {
 		return s.errorOut(in, reqID, badRequest("The request body differs from the one that produced this @odata.nextLink; "+
 			"re-POST the same CmdletInput body to the nextLink."))
 	}
-	if ok, wait := s.faults.take(); !ok {
+	if ok, wait := s.faults.Take(); !ok {
 		e.Fault = "throttle"
 		secs := int(math.Ceil(wait.Seconds()))
 		secs = max(secs, 1)
@@ -193,10 +228,10 @@ func (s *Server) invokeInner(in invokeInput, e *Entry) invokeOutput {
 			message: fmt.Sprintf("The request was throttled because the tenant's request budget is used up. Retry after %d seconds.", secs)}
 		return s.errorOut(in, reqID, ce)
 	}
-	if s.faults.roll(faultError) {
+	if s.faults.Roll(faults.KindError) {
 		e.Fault = "error"
-		tf := transientFaults[s.faults.pick(len(transientFaults))]
-		return s.errorOut(in, reqID, &cmdletError{status: tf.status, exceptionType: tf.exceptionType, message: tf.message})
+		tf := faults.TransientFaults[s.faults.Pick(len(faults.TransientFaults))]
+		return s.errorOut(in, reqID, &cmdletError{status: tf.Status, exceptionType: tf.ExceptionType, message: tf.Message})
 	}
 
 	pg := pageRequest{size: pageSize(in.header, st)}
@@ -237,21 +272,21 @@ func (s *Server) invokeInner(in invokeInput, e *Entry) invokeOutput {
 
 // checkBearer verifies the token; a refusal is a 401 with an empty body (research §2.4) and a
 // WWW-Authenticate challenge.
-func (s *Server) checkBearer(in invokeInput, reqID string) (invokeOutput, bool) {
+func (s *Service) checkBearer(in invokeInput, reqID string) (invokeOutput, bool) {
 	r, err := http.NewRequestWithContext(in.ctx, in.method, in.url.String(), nil)
 	if err != nil {
 		r = &http.Request{Method: in.method, URL: in.url}
 	}
 	r.Header = in.header
 	r.Host = in.host
-	verr := s.verifyBearer(r, exoAudience)
+	verr := s.auth.VerifyBearer(r, exoAudience)
 	if verr == nil {
 		return invokeOutput{}, true
 	}
 	h := s.baseHeaders(reqID, in.header)
 	h.Del("Content-Type")
 	h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer client_id="00000002-0000-0ff1-ce00-000000000000", `+
-		`token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="%s/common/oauth2/authorize", error="invalid_token"`, s.URL))
+		`token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="%s/common/oauth2/authorize", error="invalid_token"`, s.auth.URL))
 	h.Set("x-ms-diagnostics", `2000001;reason="`+headerSafe(verr.Error())+`";error_category="invalid_token"`)
 	return invokeOutput{status: http.StatusUnauthorized, header: h}, false
 }
@@ -301,7 +336,7 @@ func envelope(host, tenant string, warnings []string, values []record, next stri
 }
 
 // baseHeaders are the headers every EXO answer carries (research §2.1).
-func (s *Server) baseHeaders(reqID string, req http.Header) http.Header {
+func (s *Service) baseHeaders(reqID string, req http.Header) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", exoContentType)
 	h.Set("OData-Version", "4.0")
@@ -317,11 +352,11 @@ func (s *Server) baseHeaders(reqID string, req http.Header) http.Header {
 	return h
 }
 
-func (s *Server) stampRate(h http.Header) {
+func (s *Service) stampRate(h http.Header) {
 	if h == nil {
 		return
 	}
-	limit, remaining, reset := s.faults.rateHeaders()
+	limit, remaining, reset := s.faults.RateHeaders()
 	h.Set("Rate-Limit-Limit", strconv.Itoa(limit))
 	h.Set("Rate-Limit-Remaining", strconv.Itoa(remaining))
 	h.Set("Rate-Limit-Reset", reset.UTC().Format("2006-01-02T15:04:05.000Z"))
@@ -329,8 +364,8 @@ func (s *Server) stampRate(h http.Header) {
 
 // detailEncoding picks the error-detail encoding: Options.DetailEncoding, or the request's
 // X-ResponseFormat when the option is "auto".
-func (s *Server) detailEncoding(req http.Header) string {
-	switch strings.ToLower(s.opts.DetailEncoding) {
+func (s *Service) detailEncoding(req http.Header) string {
+	switch strings.ToLower(s.defaultEncoding) {
 	case DetailJSON:
 		return DetailJSON
 	case DetailAuto:
@@ -341,7 +376,7 @@ func (s *Server) detailEncoding(req http.Header) string {
 	return DetailPipe
 }
 
-func (s *Server) errorOut(in invokeInput, reqID string, ce *cmdletError) invokeOutput {
+func (s *Service) errorOut(in invokeInput, reqID string, ce *cmdletError) invokeOutput {
 	h := s.baseHeaders(reqID, in.header)
 	if !ce.plain {
 		h.Set("X-ExceptionType", ce.exceptionShortName())
@@ -352,7 +387,7 @@ func (s *Server) errorOut(in invokeInput, reqID string, ce *cmdletError) invokeO
 	return invokeOutput{status: ce.status, header: h, body: ce.body(s.detailEncoding(in.header))}
 }
 
-func (s *Server) plainOut(status int, reqID string, req http.Header, msg string) invokeOutput {
+func (s *Service) plainOut(status int, reqID string, req http.Header, msg string) invokeOutput {
 	ce := &cmdletError{status: status, plain: true, message: msg}
 	h := s.baseHeaders(reqID, req)
 	s.stampRate(h)
@@ -362,20 +397,20 @@ func (s *Server) plainOut(status int, reqID string, req http.Header, msg string)
 // writeOut sends a response, unless an injected fault drops the connection (the call already ran) or
 // cuts the body in half.
 // The log entry is committed first, so it is in the log by the time the client sees the outcome.
-func (s *Server) writeOut(w http.ResponseWriter, out invokeOutput, e *logRecord) {
+func (s *Service) writeOut(w http.ResponseWriter, out invokeOutput, e *reqlog.Record) {
 	for k, v := range out.header {
 		w.Header()[k] = v
 	}
-	if s.faults.roll(faultReset) {
+	if s.faults.Roll(faults.KindReset) {
 		e.Fault = "reset"
-		e.commit(0)
+		e.Commit(0)
 		dropConnection(w)
 		return
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(out.body)))
-	if len(out.body) >= 2 && s.faults.roll(faultTruncate) {
+	if len(out.body) >= 2 && s.faults.Roll(faults.KindTruncate) {
 		e.Fault = "truncate"
-		e.commit(out.status)
+		e.Commit(out.status)
 		w.WriteHeader(out.status)
 		_, _ = w.Write(out.body[:len(out.body)/2])
 		_ = http.NewResponseController(w).Flush()
@@ -383,7 +418,7 @@ func (s *Server) writeOut(w http.ResponseWriter, out invokeOutput, e *logRecord)
 		// (HTTP/1.1) or resets the stream (HTTP/2) without logging; the client sees a short body.
 		panic(http.ErrAbortHandler)
 	}
-	e.commit(out.status)
+	e.Commit(out.status)
 	w.WriteHeader(out.status)
 	_, _ = w.Write(out.body)
 }
@@ -405,12 +440,6 @@ func dropConnection(w http.ResponseWriter) {
 	_ = raw.Close()
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return formatGUID(b)
-}
-
 // batchRequest is one entry of a $batch body.
 type batchRequest struct {
 	ID      string                     `json:"id"`
@@ -420,11 +449,11 @@ type batchRequest struct {
 	Body    json.RawMessage            `json:"body"`
 }
 
-func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	e := recordFrom(r.Context())
+func (s *Service) handleBatch(w http.ResponseWriter, r *http.Request) {
+	e := reqlog.RecordFrom(r.Context())
 	e.Cmdlet, e.Batch = "$batch", true
 	tenant := r.PathValue("tenant")
-	reqID := newRequestID()
+	reqID := reqlog.NewRequestID()
 	e.RequestID = reqID
 	if !s.isTenant(tenant) {
 		s.writeOut(w, s.plainOut(http.StatusNotFound, reqID, r.Header,
@@ -479,11 +508,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			resp = append(resp, ',')
 		}
-		se := &Entry{Time: time.Now(), Method: strings.ToUpper(sub.Method), InBatch: true}
+		se := &reqlog.Entry{Time: time.Now(), Method: strings.ToUpper(sub.Method), InBatch: true}
 		out := s.invokeSub(r, sub, se)
 		se.Status = out.status
 		se.ClientRequestID = out.header.Get("client-request-id")
-		s.Log.add(*se)
+		s.log.Add(*se)
 		resp = appendSubResponse(resp, sub.ID, out)
 	}
 	resp = append(resp, "]}"...)
@@ -493,7 +522,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // invokeSub resolves a sub-request's URL, headers and body and runs it like a top-level call.
-func (s *Server) invokeSub(r *http.Request, sub batchRequest, se *Entry) invokeOutput {
+func (s *Service) invokeSub(r *http.Request, sub batchRequest, se *reqlog.Entry) invokeOutput {
 	hdr := http.Header{}
 	for k, raw := range sub.Headers {
 		var one string
@@ -508,7 +537,7 @@ func (s *Server) invokeSub(r *http.Request, sub batchRequest, se *Entry) invokeO
 			}
 		}
 	}
-	reqID := newRequestID()
+	reqID := reqlog.NewRequestID()
 	fail := func(status int, msg string) invokeOutput {
 		se.RequestID = reqID
 		return s.plainOut(status, reqID, hdr, msg)
@@ -582,4 +611,11 @@ func appendSubResponse(b []byte, id string, out invokeOutput) []byte {
 		b = append(b, out.body...)
 	}
 	return append(b, '}')
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package sim
+package faults_test
 
 import (
 	"bytes"
@@ -11,28 +11,32 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/internal/sim/simtest"
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 func TestThrottleBudgetAnswers429WithRetryAfter(t *testing.T) {
-	s := newSim(t, Options{Faults: Faults{ThrottleBudget: 2, ThrottleBurst: 3}})
-	c := newCaller(t, s)
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{ThrottleBudget: 2, ThrottleBurst: 3}})
+	c := simtest.NewCaller(t, s)
 	var ok, throttled int
 	for range 8 {
-		r := c.invoke("Get-AcceptedDomain", nil)
-		switch r.status {
+		r := c.Invoke("Get-AcceptedDomain", nil)
+		switch r.Status {
 		case 200:
 			ok++
 		case 429:
 			throttled++
-			ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+			ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
 			if err != nil || ra < 1 {
-				t.Errorf("Retry-After = %q, want an integer >= 1", r.header.Get("Retry-After"))
+				t.Errorf("Retry-After = %q, want an integer >= 1", r.Header.Get("Retry-After"))
 			}
-			if r.errorCode() != "TooManyRequests" || !strings.Contains(r.errorMessage(), "Retry after") {
-				t.Errorf("429 body = %s", r.raw)
+			if r.ErrorCode() != "TooManyRequests" || !strings.Contains(r.ErrorMessage(), "Retry after") {
+				t.Errorf("429 body = %s", r.Raw)
 			}
 		default:
-			t.Fatalf("unexpected status %d: %s", r.status, r.raw)
+			t.Fatalf("unexpected status %d: %s", r.Status, r.Raw)
 		}
 	}
 	// The burst is 3; eight quick calls can refill at most a token or two.
@@ -42,27 +46,27 @@ func TestThrottleBudgetAnswers429WithRetryAfter(t *testing.T) {
 	if got := s.FaultStats().Throttled; got != int64(throttled) {
 		t.Errorf("FaultStats().Throttled = %d, want %d", got, throttled)
 	}
-	if n := s.Log.Count(func(e Entry) bool {
+	if n := s.Log.Count(func(e sim.Entry) bool {
 		return e.Status == 429 && e.Fault == "throttle" && e.Cmdlet == "Get-AcceptedDomain"
 	}); n != throttled {
 		t.Errorf("log has %d throttled entries, want %d", n, throttled)
 	}
 	// After waiting the budget refills.
 	time.Sleep(1100 * time.Millisecond)
-	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
-	if lim := c.invoke("Get-AcceptedDomain", nil).header.Get("Rate-Limit-Limit"); lim != "3" {
+	c.Invoke("Get-AcceptedDomain", nil).MustStatus(t, 200)
+	if lim := c.Invoke("Get-AcceptedDomain", nil).Header.Get("Rate-Limit-Limit"); lim != "3" {
 		t.Errorf("Rate-Limit-Limit = %q, want the burst 3", lim)
 	}
 }
 
 func TestThrottleInsideBatchCountsEverySubRequest(t *testing.T) {
-	s := newSim(t, Options{Faults: Faults{ThrottleBudget: 1, ThrottleBurst: 4}})
-	c := newCaller(t, s)
-	var reqs []subReq
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{ThrottleBudget: 1, ThrottleBurst: 4}})
+	c := simtest.NewCaller(t, s)
+	var reqs []simtest.SubReq
 	for i := range 8 {
-		reqs = append(reqs, c.sub(strconv.Itoa(i), "Get-AcceptedDomain", nil))
+		reqs = append(reqs, c.Sub(strconv.Itoa(i), "Get-AcceptedDomain", nil))
 	}
-	subs := batchResponses(t, c.batch(reqs).mustStatus(t, 200))
+	subs := simtest.BatchResponses(t, c.Batch(reqs).MustStatus(t, 200))
 	var ok, throttled int
 	for _, sr := range subs {
 		switch sr.Status {
@@ -81,23 +85,23 @@ func TestThrottleInsideBatchCountsEverySubRequest(t *testing.T) {
 }
 
 func TestErrorRateAnswersTransient5xxWithoutSideEffects(t *testing.T) {
-	s := newSim(t, Options{Faults: Faults{ErrorRate: 1, Seed: 7}})
-	c := newCaller(t, s)
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{ErrorRate: 1, Seed: 7}})
+	c := simtest.NewCaller(t, s)
 	target := s.Tenant().InScopeMEUs()[0]
 	before := target.UseMapiRichTextFormat
 	names := []string{"DCOverloadedException", "SuitabilityDirectoryException", "ServerInMMException",
 		"ADServerSettingsChangedException", "StorageTransientException"}
 	for range 10 {
-		r := c.invoke("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Always"})
-		if r.status != 500 && r.status != 503 {
-			t.Fatalf("status %d, want 500 or 503", r.status)
+		r := c.Invoke("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Always"})
+		if r.Status != 500 && r.Status != 503 {
+			t.Fatalf("status %d, want 500 or 503", r.Status)
 		}
 		found := false
 		for _, n := range names {
-			found = found || strings.Contains(r.detail(), n)
+			found = found || strings.Contains(r.Detail(), n)
 		}
 		if !found {
-			t.Errorf("detail %q names no transient exception", r.detail())
+			t.Errorf("detail %q names no transient exception", r.Detail())
 		}
 	}
 	if o, _ := s.Tenant().Object(target.ID); o.UseMapiRichTextFormat != before {
@@ -106,16 +110,16 @@ func TestErrorRateAnswersTransient5xxWithoutSideEffects(t *testing.T) {
 	if s.FaultStats().Errors != 10 {
 		t.Errorf("Errors = %d, want 10", s.FaultStats().Errors)
 	}
-	s.SetFaults(Faults{})
-	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	s.SetFaults(sim.Faults{})
+	c.Invoke("Get-AcceptedDomain", nil).MustStatus(t, 200)
 }
 
-func rawPost(t *testing.T, c *exoCaller, body []byte) (*http.Response, []byte, error) {
+func rawPost(t *testing.T, c *simtest.Caller, body []byte) (*http.Response, []byte, error) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", c.base+"/InvokeCommand", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req, _ := http.NewRequest("POST", c.Base+"/InvokeCommand", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := c.hc.Do(req)
+	res, err := c.HC.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,23 +129,23 @@ func rawPost(t *testing.T, c *exoCaller, body []byte) (*http.Response, []byte, e
 }
 
 func TestResetDropsTheConnectionAfterTheWrite(t *testing.T) {
-	s := newSim(t, Options{Faults: Faults{ResetRate: 1}})
-	c := newCaller(t, s)
-	var target Object
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{ResetRate: 1}})
+	c := simtest.NewCaller(t, s)
+	var target tenant.Object
 	for _, o := range s.Tenant().InScopeMEUs() {
-		if o.UseMapiRichTextFormat != RichTextNever {
+		if o.UseMapiRichTextFormat != tenant.RichTextNever {
 			target = o
 			break
 		}
 	}
-	_, _, err := rawPost(t, c, cmdletBody("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Never"}))
+	_, _, err := rawPost(t, c, simtest.CmdletBody("Set-MailUser", map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Never"}))
 	if err == nil {
 		t.Fatal("request succeeded; want a dropped connection")
 	}
-	if o, _ := s.Tenant().Object(target.ID); o.UseMapiRichTextFormat != RichTextNever {
+	if o, _ := s.Tenant().Object(target.ID); o.UseMapiRichTextFormat != tenant.RichTextNever {
 		t.Error("the write did not happen before the reset (the outcome must be unknown to the client, not absent)")
 	}
-	if n := s.Log.Count(func(e Entry) bool { return e.Fault == "reset" && e.Status == 0 && e.Cmdlet == "Set-MailUser" }); n != 1 {
+	if n := s.Log.Count(func(e sim.Entry) bool { return e.Fault == "reset" && e.Status == 0 && e.Cmdlet == "Set-MailUser" }); n != 1 {
 		t.Errorf("reset entries = %d, want 1", n)
 	}
 	if s.FaultStats().Resets != 1 {
@@ -150,9 +154,9 @@ func TestResetDropsTheConnectionAfterTheWrite(t *testing.T) {
 }
 
 func TestTruncateSendsHalfABody(t *testing.T) {
-	s := newSim(t, Options{Faults: Faults{TruncateRate: 1}})
-	c := newCaller(t, s)
-	res, body, err := rawPost(t, c, cmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{TruncateRate: 1}})
+	c := simtest.NewCaller(t, s)
+	res, body, err := rawPost(t, c, simtest.CmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
 	// The status line and headers arrive (200, full Content-Length); the body stops half way.
 	if res == nil || res.StatusCode != 200 {
 		t.Fatalf("response %v, err %v: want status 200 with a cut body", res, err)
@@ -163,7 +167,7 @@ func TestTruncateSendsHalfABody(t *testing.T) {
 	if json.Valid(body) || int64(len(body)) >= res.ContentLength {
 		t.Errorf("got %d of %d bytes, valid JSON %v: want half a body", len(body), res.ContentLength, json.Valid(body))
 	}
-	if n := s.Log.Count(func(e Entry) bool { return e.Fault == "truncate" && e.Status == 200 }); n != 1 {
+	if n := s.Log.Count(func(e sim.Entry) bool { return e.Fault == "truncate" && e.Status == 200 }); n != 1 {
 		t.Errorf("truncate entries = %d, want 1", n)
 	}
 }
@@ -171,34 +175,34 @@ func TestTruncateSendsHalfABody(t *testing.T) {
 func TestRTTDelaysEveryRequest(t *testing.T) {
 	// A large RTT, so that "removed" stays distinguishable from "still there" on a loaded machine.
 	const rtt = time.Second
-	s := newSim(t, Options{Faults: Faults{RTT: rtt}})
-	c := newCaller(t, s)
-	c.invoke("Get-AcceptedDomain", nil) // warm the connection (TLS handshake)
+	s := simtest.NewSim(t, sim.Options{Faults: sim.Faults{RTT: rtt}})
+	c := simtest.NewCaller(t, s)
+	c.Invoke("Get-AcceptedDomain", nil) // warm the connection (TLS handshake)
 	start := time.Now()
-	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	c.Invoke("Get-AcceptedDomain", nil).MustStatus(t, 200)
 	if el := time.Since(start); el < rtt {
 		t.Errorf("call took %s, want >= %s", el, rtt)
 	}
-	s.SetFaults(Faults{})
+	s.SetFaults(sim.Faults{})
 	start = time.Now()
-	c.invoke("Get-AcceptedDomain", nil).mustStatus(t, 200)
+	c.Invoke("Get-AcceptedDomain", nil).MustStatus(t, 200)
 	if el := time.Since(start); el > rtt*8/10 {
 		t.Errorf("call took %s after RTT was removed", el)
 	}
 }
 
 func TestRateLimitHeadersWithoutThrottling(t *testing.T) {
-	s := newSim(t, Options{})
-	c := newCaller(t, s)
-	a := c.invoke("Get-AcceptedDomain", nil)
-	b := c.invoke("Get-AcceptedDomain", nil)
-	ra, _ := strconv.Atoi(a.header.Get("Rate-Limit-Remaining"))
-	rb, _ := strconv.Atoi(b.header.Get("Rate-Limit-Remaining"))
-	if a.header.Get("Rate-Limit-Limit") != "30000" || rb >= ra {
-		t.Errorf("limit %q, remaining %d then %d: want 30000 and a count-down", a.header.Get("Rate-Limit-Limit"), ra, rb)
+	s := simtest.NewSim(t, sim.Options{})
+	c := simtest.NewCaller(t, s)
+	a := c.Invoke("Get-AcceptedDomain", nil)
+	b := c.Invoke("Get-AcceptedDomain", nil)
+	ra, _ := strconv.Atoi(a.Header.Get("Rate-Limit-Remaining"))
+	rb, _ := strconv.Atoi(b.Header.Get("Rate-Limit-Remaining"))
+	if a.Header.Get("Rate-Limit-Limit") != "30000" || rb >= ra {
+		t.Errorf("limit %q, remaining %d then %d: want 30000 and a count-down", a.Header.Get("Rate-Limit-Limit"), ra, rb)
 	}
-	if _, err := time.Parse("2006-01-02T15:04:05.000Z", a.header.Get("Rate-Limit-Reset")); err != nil {
-		t.Errorf("Rate-Limit-Reset = %q: %v", a.header.Get("Rate-Limit-Reset"), err)
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", a.Header.Get("Rate-Limit-Reset")); err != nil {
+		t.Errorf("Rate-Limit-Reset = %q: %v", a.Header.Get("Rate-Limit-Reset"), err)
 	}
 }
 
@@ -207,25 +211,25 @@ func TestRateLimitHeadersWithoutThrottling(t *testing.T) {
 func TestDropFaultsOverHTTP2(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		faults Faults
+		faults sim.Faults
 		fault  string
 	}{
-		{"reset", Faults{ResetRate: 1}, "reset"},
-		{"truncate", Faults{TruncateRate: 1}, "truncate"},
+		{"reset", sim.Faults{ResetRate: 1}, "reset"},
+		{"truncate", sim.Faults{TruncateRate: 1}, "truncate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSim(t, Options{Faults: tc.faults})
-			c := newCaller(t, s)
-			c.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool()}, ForceAttemptHTTP2: true}}
-			t.Cleanup(c.hc.CloseIdleConnections) // runs before the server's Close, which would wait for them
-			res, body, err := rawPost(t, c, cmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
+			s := simtest.NewSim(t, sim.Options{Faults: tc.faults})
+			c := simtest.NewCaller(t, s)
+			c.HC = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool()}, ForceAttemptHTTP2: true}}
+			t.Cleanup(c.HC.CloseIdleConnections) // runs before the server's Close, which would wait for them
+			res, body, err := rawPost(t, c, simtest.CmdletBody("Get-MailUser", map[string]any{"ResultSize": 5}))
 			if err == nil && json.Valid(body) {
 				t.Fatalf("got a complete response (status %d)", res.StatusCode)
 			}
 			if res != nil && res.ProtoMajor != 2 {
 				t.Fatalf("protocol %s, want HTTP/2", res.Proto)
 			}
-			if n := s.Log.Count(func(e Entry) bool { return e.Fault == tc.fault }); n != 1 {
+			if n := s.Log.Count(func(e sim.Entry) bool { return e.Fault == tc.fault }); n != 1 {
 				t.Errorf("%s entries = %d, want 1", tc.fault, n)
 			}
 		})

@@ -1,4 +1,4 @@
-package sim
+package exoapi
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package sim
+package graphapi
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // The Graph representation of directory objects: per entity type, its properties in the service's order,
@@ -42,8 +44,8 @@ func (o jobj) MarshalJSON() ([]byte, error) {
 
 // gview is what a property getter reads: the object, its Graph-only extras and tenant-level facts.
 type gview struct {
-	o        *Object
-	x        GraphExtras
+	o        *tenant.Object
+	x        tenant.GraphExtras
 	domain   string // the tenant's vanity domain (derived DNs)
 	tenantID string // derived SIDs
 }
@@ -58,7 +60,7 @@ type gprop struct {
 type gentity struct {
 	set   string // users
 	typ   string // microsoft.graph.user
-	kind  ObjectKind
+	kind  tenant.ObjectKind
 	props []gprop
 }
 
@@ -140,7 +142,7 @@ func provisionedPlans(v *gview) any {
 	src := v.x.ProvisionedPlans
 	if src == nil {
 		for _, p := range v.o.AssignedPlans {
-			src = append(src, ProvisionedPlan{CapabilityStatus: p.CapabilityStatus, ProvisioningStatus: "Success", Service: p.Service})
+			src = append(src, tenant.ProvisionedPlan{CapabilityStatus: p.CapabilityStatus, ProvisioningStatus: "Success", Service: p.Service})
 		}
 	}
 	out := make([]jobj, 0, len(src))
@@ -151,7 +153,7 @@ func provisionedPlans(v *gview) any {
 	return out
 }
 
-var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: KindUser, props: []gprop{
+var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: tenant.KindUser, props: []gprop{
 	{"id", true, func(v *gview) any { return v.o.ID }},
 	{"businessPhones", true, func(v *gview) any { return []string{} }},
 	{"displayName", true, func(v *gview) any { return nullable(v.o.DisplayName) }},
@@ -197,12 +199,12 @@ var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: KindU
 		return nil
 	}},
 	{"mailNickname", false, func(v *gview) any { return nullable(v.o.MailNickname) }},
-	{"onPremisesDistinguishedName", false, func(v *gview) any { return nullable(OnPremisesDN(*v.o, v.x, v.domain)) }},
+	{"onPremisesDistinguishedName", false, func(v *gview) any { return nullable(tenant.OnPremisesDN(*v.o, v.x, v.domain)) }},
 	{"onPremisesImmutableId", false, func(v *gview) any { return onPrem(v, v.o.OnPremisesImmutableID) }},
 	{"onPremisesLastSyncDateTime", false, lastSync},
 	{"onPremisesProvisioningErrors", false, onPremErrors},
 	{"onPremisesSamAccountName", false, func(v *gview) any { return onPrem(v, v.o.OnPremisesSamAccountName) }},
-	{"onPremisesSecurityIdentifier", false, func(v *gview) any { return nullable(OnPremisesSID(*v.o, v.x, v.tenantID)) }},
+	{"onPremisesSecurityIdentifier", false, func(v *gview) any { return nullable(tenant.OnPremisesSID(*v.o, v.x, v.tenantID)) }},
 	{"onPremisesSyncEnabled", false, syncEnabled},
 	{"onPremisesUserPrincipalName", false, func(v *gview) any { return onPrem(v, v.o.OnPremisesUserPrincipalName) }},
 	{"otherMails", false, func(v *gview) any { return []string{} }},
@@ -213,7 +215,7 @@ var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: KindU
 	{"userType", false, func(v *gview) any { return nullable(v.o.UserType) }},
 }}
 
-var groupEntity = &gentity{set: "groups", typ: "microsoft.graph.group", kind: KindGroup, props: []gprop{
+var groupEntity = &gentity{set: "groups", typ: "microsoft.graph.group", kind: tenant.KindGroup, props: []gprop{
 	{"id", true, func(v *gview) any { return v.o.ID }},
 	{"createdDateTime", true, func(v *gview) any { return gtime(v.o.WhenCreated) }},
 	{"deletedDateTime", true, func(v *gview) any { return nil }},
@@ -226,7 +228,7 @@ var groupEntity = &gentity{set: "groups", typ: "microsoft.graph.group", kind: Ki
 	{"onPremisesLastSyncDateTime", true, lastSync},
 	{"onPremisesProvisioningErrors", true, onPremErrors},
 	{"onPremisesSamAccountName", true, func(v *gview) any { return onPrem(v, v.o.OnPremisesSamAccountName) }},
-	{"onPremisesSecurityIdentifier", true, func(v *gview) any { return nullable(OnPremisesSID(*v.o, v.x, v.tenantID)) }},
+	{"onPremisesSecurityIdentifier", true, func(v *gview) any { return nullable(tenant.OnPremisesSID(*v.o, v.x, v.tenantID)) }},
 	{"onPremisesSyncEnabled", true, syncEnabled},
 	{"proxyAddresses", true, func(v *gview) any { return strs(v.o.ProxyAddresses) }},
 	{"securityEnabled", true, func(v *gview) any { return v.o.SecurityEnabled }},
@@ -234,7 +236,7 @@ var groupEntity = &gentity{set: "groups", typ: "microsoft.graph.group", kind: Ki
 	{"visibility", true, func(v *gview) any { return nil }},
 }}
 
-var contactEntity = &gentity{set: "contacts", typ: "microsoft.graph.orgContact", kind: KindContact, props: []gprop{
+var contactEntity = &gentity{set: "contacts", typ: "microsoft.graph.orgContact", kind: tenant.KindContact, props: []gprop{
 	{"id", true, func(v *gview) any { return v.o.ID }},
 	{"addresses", true, func(v *gview) any { return []string{} }},
 	{"companyName", true, func(v *gview) any { return nil }},
@@ -329,7 +331,7 @@ func (e *gentity) context(base string, sel selection) string {
 	return c
 }
 
-func domainJSON(d GraphDomain) jobj {
+func domainJSON(d tenant.GraphDomain) jobj {
 	return jobj{{"authenticationType", nullable(d.AuthenticationType)}, {"availabilityStatus", nil}, {"id", d.ID},
 		{"isAdminManaged", d.IsAdminManaged}, {"isDefault", d.IsDefault}, {"isInitial", d.IsInitial}, {"isRoot", d.IsRoot},
 		{"isVerified", d.IsVerified}, {"passwordNotificationWindowInDays", nil}, {"passwordValidityPeriodInDays", nil},
@@ -339,7 +341,7 @@ func domainJSON(d GraphDomain) jobj {
 var domainProps = []string{"authenticationType", "availabilityStatus", "id", "isAdminManaged", "isDefault", "isInitial",
 	"isRoot", "isVerified", "passwordNotificationWindowInDays", "passwordValidityPeriodInDays", "supportedServices", "state"}
 
-func skuJSON(tenantID, accountName string, s SubscribedSKU, consumed int) jobj {
+func skuJSON(tenantID, accountName string, s tenant.SubscribedSKU, consumed int) jobj {
 	plans := make([]jobj, 0, len(s.ServicePlans))
 	for _, p := range s.ServicePlans {
 		plans = append(plans, jobj{{"servicePlanId", p.ServicePlanID}, {"servicePlanName", p.ServicePlanName},
@@ -347,7 +349,7 @@ func skuJSON(tenantID, accountName string, s SubscribedSKU, consumed int) jobj {
 	}
 	return jobj{{"accountName", accountName}, {"accountId", tenantID}, {"appliesTo", nullable(s.AppliesTo)},
 		{"capabilityStatus", nullable(s.CapabilityStatus)}, {"consumedUnits", consumed}, {"id", tenantID + "_" + s.SkuID},
-		{"skuId", s.SkuID}, {"skuPartNumber", s.SkuPartNumber}, {"subscriptionIds", []string{derivedGUID(tenantID+"/"+s.SkuID, 7)}},
+		{"skuId", s.SkuID}, {"skuPartNumber", s.SkuPartNumber}, {"subscriptionIds", []string{tenant.DerivedGUID(tenantID+"/"+s.SkuID, 7)}},
 		{"prepaidUnits", jobj{{"enabled", s.PrepaidEnabled}, {"suspended", 0}, {"warning", 0}, {"lockedOut", 0}}},
 		{"servicePlans", plans}}
 }

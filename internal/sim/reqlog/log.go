@@ -1,7 +1,11 @@
-package sim
+// Package reqlog is the simulator's request log: one Entry per HTTP request (and per $batch sub-request),
+// recorded by Middleware, so tests can assert what reached the simulated tenant.
+package reqlog
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -75,7 +79,8 @@ type RequestLog struct {
 	entries []Entry
 }
 
-func (l *RequestLog) add(e Entry) {
+// Add appends e (the $batch handlers record each sub-request this way).
+func (l *RequestLog) Add(e Entry) {
 	l.mu.Lock()
 	l.entries = append(l.entries, e)
 	l.mu.Unlock()
@@ -110,29 +115,29 @@ func (l *RequestLog) Reset() {
 
 type entryKey struct{}
 
-// logRecord is the entry logged() builds for one request; commit appends it to the log exactly once.
+// Record is the entry logged() builds for one request; commit appends it to the log exactly once.
 // The EXO handlers commit before they write the body, so a client that has read a response always finds
 // its entry in the log (a large body can reach the client before the handler returns).
-type logRecord struct {
+type Record struct {
 	Entry
 	once sync.Once
 	log  *RequestLog
 }
 
-func (lr *logRecord) commit(status int) {
+func (lr *Record) Commit(status int) {
 	lr.once.Do(func() {
 		lr.Status = status
-		lr.log.add(lr.Entry)
+		lr.log.Add(lr.Entry)
 	})
 }
 
-// recordFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
+// RecordFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
 // cmdlet, identity and fault; a detached record outside logged().
-func recordFrom(ctx context.Context) *logRecord {
-	if lr, ok := ctx.Value(entryKey{}).(*logRecord); ok {
+func RecordFrom(ctx context.Context) *Record {
+	if lr, ok := ctx.Value(entryKey{}).(*Record); ok {
 		return lr
 	}
-	return &logRecord{log: &RequestLog{}}
+	return &Record{log: &RequestLog{}}
 }
 
 // statusRecorder remembers the status a handler wrote; Unwrap lets http.ResponseController reach the
@@ -158,24 +163,24 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logged wraps the whole mux: it applies the injected RTT and records one entry per request (also when a
-// fault drops the connection: the deferred commit runs during the abort).
-func (s *Server) logged(h http.Handler) http.Handler {
+// Middleware wraps the whole mux: it applies the injected RTT (rtt is read per request) and records one entry
+// per request (also when a fault drops the connection: the deferred commit runs during the abort).
+func Middleware(log *RequestLog, rtt func() time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lr := &logRecord{log: s.Log, Entry: Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path,
+		lr := &Record{log: log, Entry: Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path,
 			ClientRequestID: r.Header.Get("client-request-id")}}
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			switch {
 			case lr.Fault == "reset":
-				lr.commit(0)
+				lr.Commit(0)
 			case rec.status != 0:
-				lr.commit(rec.status)
+				lr.Commit(rec.status)
 			default:
-				lr.commit(http.StatusOK)
+				lr.Commit(http.StatusOK)
 			}
 		}()
-		if rtt := s.faults.get().RTT; rtt > 0 {
+		if rtt := rtt(); rtt > 0 {
 			t := time.NewTimer(rtt)
 			select {
 			case <-t.C:
@@ -187,4 +192,13 @@ func (s *Server) logged(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), entryKey{}, lr)))
 	})
+}
+
+// NewRequestID returns a fresh request-id (a random GUID), as the services answer with.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

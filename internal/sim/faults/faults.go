@@ -1,4 +1,7 @@
-package sim
+// Package faults is what the simulator injects to make the service slow and flaky the way Exchange Online
+// is: request RTT, a throttle budget answered with 429 and Retry-After, transient 5xx, dropped connections,
+// truncated bodies, and stale reads after a write (stale.go).
+package faults
 
 import (
 	"math"
@@ -46,8 +49,8 @@ type FaultStats struct {
 	Truncated int64 // half bodies
 }
 
-// faultState is the live fault configuration plus the throttle bucket and the seeded dice.
-type faultState struct {
+// State is the live fault configuration plus the throttle bucket and the seeded dice.
+type State struct {
 	mu     sync.Mutex
 	f      Faults
 	rnd    *rand.Rand
@@ -67,14 +70,14 @@ const (
 	serviceRateWindow = 16 * time.Second
 )
 
-func newFaultState(f Faults) *faultState {
-	fs := &faultState{now: time.Now}
-	fs.set(f)
+func NewState(f Faults) *State {
+	fs := &State{now: time.Now}
+	fs.Set(f)
 	return fs
 }
 
 // set replaces the faults; the bucket starts full and the dice restart from the seed.
-func (fs *faultState) set(f Faults) {
+func (fs *State) Set(f Faults) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.f = f
@@ -83,20 +86,20 @@ func (fs *faultState) set(f Faults) {
 	fs.last = fs.now()
 }
 
-func (fs *faultState) get() Faults {
+func (fs *State) Get() Faults {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	return fs.f
 }
 
-func (fs *faultState) burstLocked() float64 {
+func (fs *State) burstLocked() float64 {
 	if fs.f.ThrottleBurst > 0 {
 		return float64(fs.f.ThrottleBurst)
 	}
 	return math.Max(1, math.Ceil(fs.f.ThrottleBudget))
 }
 
-func (fs *faultState) refillLocked(now time.Time) {
+func (fs *State) refillLocked(now time.Time) {
 	if fs.f.ThrottleBudget <= 0 {
 		return
 	}
@@ -108,7 +111,7 @@ func (fs *faultState) refillLocked(now time.Time) {
 
 // take spends one throttle token. When none is left it reports the wait until one will be, which the
 // 429 carries as Retry-After (whole seconds, at least 1, like the service).
-func (fs *faultState) take() (ok bool, retryAfter time.Duration) {
+func (fs *State) Take() (ok bool, retryAfter time.Duration) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	now := fs.now()
@@ -126,7 +129,7 @@ func (fs *faultState) take() (ok bool, retryAfter time.Duration) {
 	return false, wait
 }
 
-func (fs *faultState) countLocked(now time.Time) {
+func (fs *State) countLocked(now time.Time) {
 	if now.Sub(fs.winStart) >= serviceRateWindow {
 		fs.winStart, fs.winCount = now, 0
 	}
@@ -134,7 +137,7 @@ func (fs *faultState) countLocked(now time.Time) {
 }
 
 // rateHeaders returns the Rate-Limit-Limit/Remaining/Reset values to report.
-func (fs *faultState) rateHeaders() (limit, remaining int, reset time.Time) {
+func (fs *State) RateHeaders() (limit, remaining int, reset time.Time) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	now := fs.now()
@@ -151,63 +154,56 @@ func (fs *faultState) rateHeaders() (limit, remaining int, reset time.Time) {
 }
 
 // roll decides a random fault of the given kind, counting it when it fires.
-func (fs *faultState) roll(kind faultKind) bool {
+func (fs *State) Roll(kind Kind) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var p float64
 	switch kind {
-	case faultError:
+	case KindError:
 		p = fs.f.ErrorRate
-	case faultReset:
+	case KindReset:
 		p = fs.f.ResetRate
-	case faultTruncate:
+	case KindTruncate:
 		p = fs.f.TruncateRate
 	}
 	if p <= 0 || fs.rnd.Float64() >= p {
 		return false
 	}
 	switch kind {
-	case faultError:
+	case KindError:
 		fs.stats.Errors++
-	case faultReset:
+	case KindReset:
 		fs.stats.Resets++
-	case faultTruncate:
+	case KindTruncate:
 		fs.stats.Truncated++
 	}
 	return true
 }
 
 // pick returns a deterministic index in [0, n).
-func (fs *faultState) pick(n int) int {
+func (fs *State) Pick(n int) int {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	return fs.rnd.IntN(n)
 }
 
-func (fs *faultState) snapshot() FaultStats {
+func (fs *State) Snapshot() FaultStats {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	return fs.stats
 }
 
-type faultKind int
+type Kind int
 
 const (
-	faultError faultKind = iota
-	faultReset
-	faultTruncate
+	KindError Kind = iota
+	KindReset
+	KindTruncate
 )
 
-// FaultStats reports how many faults the server has injected since it started.
-func (s *Server) FaultStats() FaultStats { return s.faults.snapshot() }
-
-// transientFaults are the exception names EXO clients retry on (research §2.4), with the status and text
+// TransientFaults are the exception names EXO clients retry on (research §2.4), with the status and text
 // the simulator answers when ErrorRate fires.
-var transientFaults = []struct {
-	status        int
-	exceptionType string
-	message       string
-}{
+var TransientFaults = []Transient{
 	{503, "Microsoft.Exchange.Data.Directory.DCOverloadedException",
 		"Active Directory server NAMPR11A004DC01.NAMPR11A004.PROD.OUTLOOK.COM is overloaded and can't process the request. Try again later."},
 	{500, "Microsoft.Exchange.Data.Directory.SuitabilityDirectoryException",
@@ -218,4 +214,11 @@ var transientFaults = []struct {
 		"The Active Directory server settings changed while the operation was running. Try again."},
 	{500, "Microsoft.Exchange.Data.Storage.StorageTransientException",
 		"A transient storage error occurred. Try again later."},
+}
+
+// Transient is one transient failure EXO answers: the HTTP status, the exception type name and its text.
+type Transient struct {
+	Status        int
+	ExceptionType string
+	Message       string
 }

@@ -1,4 +1,7 @@
-package sim
+// Package entra is the simulated Entra ID token endpoint: OIDC discovery, the v2.0 client-credentials token
+// endpoint (secret, certificate and federated assertions), an App Service–style managed identity endpoint,
+// and the bearer-token check the simulated Exchange and Graph APIs run on every request.
+package entra
 
 import (
 	"crypto/rand"
@@ -21,10 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
@@ -34,6 +33,54 @@ import (
 // §5.2–5.3): MSAL fetches {authority}/v2.0/.well-known/openid-configuration, requires issuer on the
 // authority's scheme+host, then POSTs a form to token_endpoint with scope "<resource>/.default openid
 // offline_access profile", client_info=1 and, for CAE, a claims parameter.
+
+// Credentials are the values a worker needs to authenticate to the simulated tenant.
+type Credentials struct {
+	TenantID     string // a GUID
+	TenantDomain string // e.g. contoso.onmicrosoft.com
+	ClientID     string
+	ClientSecret string
+	// CertFile holds the client certificate and its unencrypted private key (PEM).
+	CertFile string
+	// PFXFile holds the same certificate and key as PKCS#12, protected by PFXPassword (written to PFXPasswordFile).
+	PFXFile         string
+	PFXPasswordFile string
+	// SecretFile holds ClientSecret, for configs that read secrets from files.
+	SecretFile string
+	// FederatedTokenFile holds a federated token (valid 24h) for FederatedSubject, the workload identity the
+	// app registration trusts; point WorkloadIdentityCredential's TokenFilePath at it.
+	FederatedTokenFile string
+	FederatedSubject   string
+	// IdentityHeader is the X-IDENTITY-HEADER value the App Service–style managed identity endpoint
+	// (ManagedIdentityEndpoint) requires: set IDENTITY_ENDPOINT and IDENTITY_HEADER to use it.
+	IdentityHeader string
+}
+
+// Authority is the simulated Entra ID of one tenant: its token endpoint, the app registration it knows and the
+// key its access tokens are signed with. The EXO and Graph APIs ask it (VerifyBearer) whether a request may
+// proceed.
+type Authority struct {
+	// URL is the server's base URL; set it before serving (the issuer and token endpoint are built on it).
+	URL string
+	// Dir is where WriteCredentials writes the credential files.
+	Dir string
+	// Creds are the app registration the token endpoint accepts (filled by WriteCredentials).
+	Creds Credentials
+	// TokenTTL is the lifetime of issued access tokens; 0 means 3599s like Entra.
+	TokenTTL time.Duration
+
+	tokenKey []byte
+	entra    entraState
+}
+
+// New returns an authority with a fresh token signing key; call WriteCredentials, set URL, then Register.
+func New(dir string, tokenTTL time.Duration) (*Authority, error) {
+	a := &Authority{Dir: dir, TokenTTL: tokenTTL, tokenKey: make([]byte, 32)}
+	if _, err := rand.Read(a.tokenKey); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
 
 // entraState is the app registration and token bookkeeping of one server.
 type entraState struct {
@@ -69,9 +116,9 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// registerEntra adds the Entra routes. The authority is the server root ({URL}/{tenant}), because MSAL takes
+// Register adds the Entra routes. The authority is the server root ({URL}/{tenant}), because MSAL takes
 // the first path segment of the authority as the tenant.
-func (s *Server) registerEntra(mux *http.ServeMux) {
+func (s *Authority) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleOpenIDConfig)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
@@ -81,21 +128,7 @@ func (s *Server) registerEntra(mux *http.ServeMux) {
 
 // ManagedIdentityEndpoint is the URL to put in IDENTITY_ENDPOINT (with IDENTITY_HEADER = Creds.IdentityHeader)
 // so azidentity's ManagedIdentityCredential takes its App Service path to the simulator.
-func (s *Server) ManagedIdentityEndpoint() string { return s.URL + "/msi/token" }
-
-// Credential returns a real azidentity ClientSecretCredential for the simulated app registration: authority
-// host = the simulator, its CA trusted, instance discovery off (it would call login.microsoftonline.com).
-// Other packages' tests use it to get tokens the simulator accepts.
-func (s *Server) Credential() (azcore.TokenCredential, error) {
-	return azidentity.NewClientSecretCredential(s.Creds.TenantID, s.Creds.ClientID, s.Creds.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{
-			ClientOptions: policy.ClientOptions{
-				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: s.URL + "/"},
-				Transport: s.HTTPClient(),
-			},
-			DisableInstanceDiscovery: true,
-		})
-}
+func (s *Authority) ManagedIdentityEndpoint() string { return s.URL + "/msi/token" }
 
 // tenantKind says how a tenant path segment relates to this tenant.
 type tenantKind int
@@ -106,7 +139,7 @@ const (
 	tenantMulti              // organizations / common / consumers
 )
 
-func (s *Server) resolveTenant(seg string) tenantKind {
+func (s *Authority) resolveTenant(seg string) tenantKind {
 	switch {
 	case strings.EqualFold(seg, s.Creds.TenantID), strings.EqualFold(seg, s.Creds.TenantDomain):
 		return tenantOurs
@@ -117,9 +150,9 @@ func (s *Server) resolveTenant(seg string) tenantKind {
 }
 
 // issuer is the v2.0 issuer of tenant on this server; MSAL requires its scheme+host to equal the authority's.
-func (s *Server) issuer(tenant string) string { return s.URL + "/" + tenant + "/v2.0" }
+func (s *Authority) issuer(tenant string) string { return s.URL + "/" + tenant + "/v2.0" }
 
-func (s *Server) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Authority) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 	seg := r.PathValue("tenant")
 	var issuerTenant, pathTenant string
 	switch s.resolveTenant(seg) {
@@ -155,13 +188,13 @@ func (s *Server) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleKeys publishes an empty key set: access tokens are HMAC-signed and only the simulator reads them.
-func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Authority) handleKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
 }
 
 // handleInstanceDiscovery answers MSAL's instance discovery for clients that leave it on and route
 // login.microsoftonline.com here: the simulator is its own single alias.
-func (s *Server) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+func (s *Authority) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
 	host := strings.TrimPrefix(s.URL, "https://")
 	writeJSON(w, http.StatusOK, map[string]any{
 		"tenant_discovery_endpoint": s.URL + "/common/v2.0/.well-known/openid-configuration",
@@ -206,14 +239,14 @@ type tokenError struct {
 	text   string // error_description without the AADSTS prefix and trace lines
 }
 
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+func (s *Authority) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := s.token(w, r); err != nil {
 		s.entraError(w, r, err.status, err.code, err.aadsts, err.text)
 	}
 }
 
 // token serves one token request; it writes the token itself and returns the error to answer otherwise.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) *tokenError {
+func (s *Authority) token(w http.ResponseWriter, r *http.Request) *tokenError {
 	if r.Method != http.MethodPost {
 		return &tokenError{http.StatusBadRequest, "invalid_request", 900561, fmt.Sprintf("The endpoint only accepts POST requests. Received a %s request.", r.Method)}
 	}
@@ -284,7 +317,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) *tokenError {
 		"token_type":     "Bearer",
 		"expires_in":     secs,
 		"ext_expires_in": secs,
-		"access_token":   s.issueToken(resource, s.Creds.ClientID, ttl),
+		"access_token":   s.IssueToken(resource, s.Creds.ClientID, ttl),
 	})
 	return nil
 }
@@ -300,7 +333,7 @@ func tenantNotFound(seg string) string {
 // verifyAssertion checks a client_assertion: a certificate-signed JWT (PS256/RS256, the registered certificate
 // named by its x5t#S256 or x5t header) or a federated token (HS256 from FederatedToken) for one of the app's
 // federated subjects. Messages follow Entra's AADSTS texts for the same failures.
-func (s *Server) verifyAssertion(r *http.Request, clientID, assertion string) *tokenError {
+func (s *Authority) verifyAssertion(r *http.Request, clientID, assertion string) *tokenError {
 	malformed := func(why string) *tokenError {
 		return &tokenError{http.StatusBadRequest, "invalid_request", 50027, "JWT token is invalid or malformed. " + why}
 	}
@@ -320,7 +353,7 @@ func (s *Server) verifyAssertion(r *http.Request, clientID, assertion string) *t
 	if hdr.Alg == "HS256" { // a federated token (workload identity)
 		var c federatedClaims
 		if err := verifyHS256(s.tokenKey, assertion, &c); err != nil {
-			if errors.Is(err, errBearerSignature) {
+			if errors.Is(err, ErrBearerSignature) {
 				return &tokenError{http.StatusUnauthorized, "invalid_client", 700027, "Client assertion failed signature validation."}
 			}
 			return malformed(err.Error())
@@ -374,7 +407,7 @@ func (s *Server) verifyAssertion(r *http.Request, clientID, assertion string) *t
 
 // isTokenEndpoint accepts the token endpoint URL of this tenant under any of its names (MSAL puts the
 // token_endpoint from discovery, which names the GUID, into aud).
-func (s *Server) isTokenEndpoint(aud string) bool {
+func (s *Authority) isTokenEndpoint(aud string) bool {
 	rest, ok := strings.CutPrefix(aud, s.URL+"/")
 	if !ok {
 		return false
@@ -386,7 +419,7 @@ func (s *Server) isTokenEndpoint(aud string) bool {
 // handleManagedIdentity is the App Service managed identity endpoint (api-version 2019-08-01) as MSAL calls it:
 // GET ?api-version=2019-08-01&resource=<resource>[&client_id=...] with X-IDENTITY-HEADER. The app registration
 // doubles as the identity, so its client id (or none, system-assigned) is accepted.
-func (s *Server) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
+func (s *Authority) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, msg string) {
 		writeJSON(w, status, map[string]any{"statusCode": status, "message": msg, "correlationId": correlationID(r)})
 	}
@@ -410,7 +443,7 @@ func (s *Server) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	ttl := s.tokenTTL()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": s.issueToken(resource, s.Creds.ClientID, ttl),
+		"access_token": s.IssueToken(resource, s.Creds.ClientID, ttl),
 		"expires_on":   strconv.FormatInt(time.Now().Add(ttl).Unix(), 10),
 		"resource":     resource,
 		"token_type":   "Bearer",
@@ -420,7 +453,7 @@ func (s *Server) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
 
 // entraError writes an Entra OAuth error: error, error_description ("AADSTS<n>: text" plus the trace lines
 // Entra appends), error_codes, timestamp, trace_id, correlation_id (echoing client-request-id), error_uri.
-func (s *Server) entraError(w http.ResponseWriter, r *http.Request, status int, code string, aadsts int, text string) {
+func (s *Authority) entraError(w http.ResponseWriter, r *http.Request, status int, code string, aadsts int, text string) {
 	now := time.Now().UTC()
 	trace, corr := newUUID(), correlationID(r)
 	desc := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", aadsts, text, trace, corr, now.Format("2006-01-02 15:04:05Z"))
@@ -462,17 +495,16 @@ var clientKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.Gen
 // defaultFederatedSubject is the service account the app trusts by default (Kubernetes naming).
 const defaultFederatedSubject = "system:serviceaccount:exo-worker:worker"
 
-// writeCredentials registers the simulated app and writes its credentials under s.Dir: the tenant and client ids
-// (derived from the scenario seed, so a seed always gives the same tenant), a random client secret, a
+// WriteCredentials registers the simulated app and writes its credentials under s.Dir: the tenant and client ids
+// (the client id derived from the scenario seed, so a seed always gives the same app; the caller passes the
+// tenant the scenario yields, so the Entra and EXO sides agree on the GUID and domain), a random client secret, a
 // self-signed client certificate as PEM (certificate + key) and as PKCS#12 with a password file, and a
 // federated token. It fills s.Creds.
-func (s *Server) writeCredentials(sc Scenario) error {
-	// The EXO side builds the tenant from the same defaulted scenario, so both agree on the GUID and domain.
-	sc = sc.withDefaults()
+func (s *Authority) WriteCredentials(tenantID, tenantDomain string, seed int64) error {
 	c := Credentials{
-		TenantID:         sc.TenantID,
-		TenantDomain:     sc.TenantDomain,
-		ClientID:         seededUUID("client", sc.Seed),
+		TenantID:         tenantID,
+		TenantDomain:     tenantDomain,
+		ClientID:         seededUUID("client", seed),
 		ClientSecret:     newClientSecret(),
 		FederatedSubject: defaultFederatedSubject,
 		IdentityHeader:   randomID(24),
@@ -543,7 +575,7 @@ func (s *Server) writeCredentials(sc Scenario) error {
 
 // AddFederatedSubject registers another federated identity credential subject on the app, so tests can present
 // tokens for a second service account.
-func (s *Server) AddFederatedSubject(subject string) {
+func (s *Authority) AddFederatedSubject(subject string) {
 	s.entra.mu.Lock()
 	defer s.entra.mu.Unlock()
 	s.entra.federatedSubjects = append(s.entra.federatedSubjects, subject)

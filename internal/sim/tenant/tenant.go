@@ -1,4 +1,4 @@
-package sim
+package tenant
 
 import (
 	"fmt"
@@ -231,10 +231,10 @@ func (t *Tenant) Add(o Object) error {
 	o.ID = strings.ToLower(o.ID)
 	o.Guid = strings.ToLower(o.Guid) // paging walks objects in Guid order
 	if o.Guid == "" {
-		o.Guid = derivedGUID(o.ID, 1)
+		o.Guid = DerivedGUID(o.ID, 1)
 	}
 	if o.ExchangeObjectID == "" {
-		o.ExchangeObjectID = derivedGUID(o.ID, 2)
+		o.ExchangeObjectID = DerivedGUID(o.ID, 2)
 	}
 	if o.Name == "" {
 		o.Name = o.ID
@@ -281,13 +281,13 @@ func (t *Tenant) Update(id string, fn func(*Object)) bool {
 	if !ok {
 		return false
 	}
-	before := o.identityKeys(t.initialDomain)
+	before := o.IdentityKeys(t.initialDomain)
 	fn(o)
 	o.ID = strings.ToLower(o.ID)
 	o.WhenChanged = t.now().UTC()
 	// Rebuild the identity index only when a name or address changed: rich-text writes at scale must not
 	// pay for it.
-	if !slices.Equal(before, o.identityKeys(t.initialDomain)) {
+	if !slices.Equal(before, o.IdentityKeys(t.initialDomain)) {
 		t.dirty = true
 	}
 	return true
@@ -295,7 +295,7 @@ func (t *Tenant) Update(id string, fn func(*Object)) bool {
 
 // SetUseMapiRichTextFormat changes the value behind the API's back, as another admin would.
 func (t *Tenant) SetUseMapiRichTextFormat(id, v string) error {
-	canon, ok := canonicalRichText(v)
+	canon, ok := CanonicalRichText(v)
 	if !ok {
 		return fmt.Errorf("sim: %q is not a UseMapiRichTextFormat value (Always, Never, UseDefaultSettings)", v)
 	}
@@ -305,7 +305,8 @@ func (t *Tenant) SetUseMapiRichTextFormat(id, v string) error {
 	return nil
 }
 
-func canonicalRichText(v string) (string, bool) {
+// CanonicalRichText returns the UseMapiRichTextFormat value v names, in the service's spelling.
+func CanonicalRichText(v string) (string, bool) {
 	for _, c := range []string{RichTextUseDefault, RichTextAlways, RichTextNever} {
 		if strings.EqualFold(v, c) {
 			return c, true
@@ -314,10 +315,10 @@ func canonicalRichText(v string) (string, bool) {
 	return "", false
 }
 
-// resolveLocked finds the objects an -Identity value names, the way EXO resolves it: Entra object id,
+// ResolveLocked finds the objects an -Identity value names, the way EXO resolves it: Entra object id,
 // Guid, ExchangeObjectId, Name, Alias, UPN, primary SMTP address, any smtp proxy address, or DN
-// (case-insensitive; an "smtp:" prefix is ignored). The caller holds t.mu from lockFresh or rlockFresh.
-func (t *Tenant) resolveLocked(identity string) []*Object {
+// (case-insensitive; an "smtp:" prefix is ignored). The caller holds t.mu from LockFresh or RLockFresh.
+func (t *Tenant) ResolveLocked(identity string) []*Object {
 	key := strings.ToLower(strings.TrimSpace(identity))
 	if strings.HasPrefix(key, "smtp:") {
 		key = key[len("smtp:"):]
@@ -328,17 +329,17 @@ func (t *Tenant) resolveLocked(identity string) []*Object {
 	return slices.Clone(t.index[key])
 }
 
-// lockFresh takes the write lock with the identity index up to date.
-func (t *Tenant) lockFresh() {
+// LockFresh takes the write lock with the identity index up to date.
+func (t *Tenant) LockFresh() {
 	t.mu.Lock()
 	if t.dirty {
 		t.rebuildIndexLocked()
 	}
 }
 
-// rlockFresh takes the read lock with the identity index up to date (rebuilding it under the write lock
+// RLockFresh takes the read lock with the identity index up to date (rebuilding it under the write lock
 // first when needed).
-func (t *Tenant) rlockFresh() {
+func (t *Tenant) RLockFresh() {
 	for {
 		t.mu.RLock()
 		if !t.dirty {
@@ -353,10 +354,25 @@ func (t *Tenant) rlockFresh() {
 	}
 }
 
+// Unlock releases the write lock LockFresh took.
+func (t *Tenant) Unlock() { t.mu.Unlock() }
+
+// RUnlock releases the read lock RLockFresh took.
+func (t *Tenant) RUnlock() { t.mu.RUnlock() }
+
+// OrderLocked is every object in Guid order (the order paging walks); the caller holds a lock.
+func (t *Tenant) OrderLocked() []*Object { return t.order }
+
+// MarkDirtyLocked says an edit under the write lock changed identity keys, so the index is rebuilt.
+func (t *Tenant) MarkDirtyLocked() { t.dirty = true }
+
+// Now is the tenant's clock (WhenChanged stamps, stale-read windows).
+func (t *Tenant) Now() time.Time { return t.now() }
+
 func (t *Tenant) rebuildIndexLocked() {
 	idx := make(map[string][]*Object, len(t.order)*6)
 	for _, o := range t.order {
-		for _, k := range o.identityKeys(t.initialDomain) {
+		for _, k := range o.IdentityKeys(t.initialDomain) {
 			if !slices.Contains(idx[k], o) {
 				idx[k] = append(idx[k], o)
 			}
@@ -366,8 +382,8 @@ func (t *Tenant) rebuildIndexLocked() {
 	t.dirty = false
 }
 
-// identityKeys are the lowercased values -Identity resolves for the object.
-func (o *Object) identityKeys(initialDomain string) []string {
+// IdentityKeys are the lowercased values -Identity resolves for the object.
+func (o *Object) IdentityKeys(initialDomain string) []string {
 	keys := make([]string, 0, 8+len(o.EmailAddresses))
 	add := func(k string) {
 		if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
@@ -381,7 +397,7 @@ func (o *Object) identityKeys(initialDomain string) []string {
 	add(o.Alias)
 	add(o.UserPrincipalName)
 	add(o.PrimarySmtpAddress)
-	add(o.distinguishedName(initialDomain))
+	add(o.DistinguishedName(initialDomain))
 	for _, a := range o.EmailAddresses {
 		if p, addr, ok := strings.Cut(a, ":"); ok && strings.EqualFold(p, "smtp") {
 			add(addr)
@@ -390,6 +406,7 @@ func (o *Object) identityKeys(initialDomain string) []string {
 	return keys
 }
 
-func (o *Object) distinguishedName(initialDomain string) string {
+// DistinguishedName is the DN Exchange Online shows for the object.
+func (o *Object) DistinguishedName(initialDomain string) string {
 	return "CN=" + o.Name + ",OU=" + initialDomain + ",OU=Microsoft Exchange Hosted Organizations,DC=NAMPR11A004,DC=PROD,DC=OUTLOOK,DC=COM"
 }

@@ -1,10 +1,12 @@
-package sim
+package exoapi
 
 import (
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // This file writes EXO's JSON the way the service does (research §2.1): property bags in a fixed order,
@@ -190,12 +192,12 @@ func orEmpty(list []string) []string {
 }
 
 // commonFields are the properties every recipient shape starts with.
-func commonFields(o *Object, initialDomain string) record {
+func commonFields(o *tenant.Object, initialDomain string) record {
 	return record{
 		{"Identity", aNone, o.Name},
 		{"Id", aNone, o.Name},
 		{"Name", aNone, o.Name},
-		{"DistinguishedName", aNone, o.distinguishedName(initialDomain)},
+		{"DistinguishedName", aNone, o.DistinguishedName(initialDomain)},
 		{"OrganizationalUnitRoot", aNone, initialDomain},
 		{"Alias", aNone, o.Alias},
 		{"DisplayName", aNone, o.DisplayName},
@@ -212,7 +214,7 @@ func commonFields(o *Object, initialDomain string) record {
 	}
 }
 
-func customAttributeFields(o *Object) record {
+func customAttributeFields(o *tenant.Object) record {
 	var r record
 	for i, v := range o.CustomAttributes {
 		r = append(r, field{"CustomAttribute" + strconv.Itoa(i+1), aNone, v})
@@ -223,7 +225,7 @@ func customAttributeFields(o *Object) record {
 	return r
 }
 
-func whenFields(o *Object) record {
+func whenFields(o *tenant.Object) record {
 	return record{
 		{"WhenCreated", aDate, o.WhenCreated},
 		{"WhenChanged", aDate, o.WhenChanged},
@@ -241,7 +243,7 @@ const (
 	shapeRecipient         = "Recipient"
 )
 
-func messageFormatFields(o *Object) record {
+func messageFormatFields(o *tenant.Object) record {
 	return record{
 		{"ExternalEmailAddress", aNone, nullIfEmpty(o.ExternalEmailAddress)},
 		{"UseMapiRichTextFormat", aNone, o.UseMapiRichTextFormat},
@@ -253,7 +255,7 @@ func messageFormatFields(o *Object) record {
 }
 
 // recordFor renders an object as the given cmdlet family returns it.
-func recordFor(o *Object, shape, initialDomain string) record {
+func recordFor(o *tenant.Object, shape, initialDomain string) record {
 	r := commonFields(o, initialDomain)
 	switch shape {
 	case shapeMailUser:
@@ -303,7 +305,7 @@ func recordFor(o *Object, shape, initialDomain string) record {
 	return append(r, whenFields(o)...)
 }
 
-func acceptedDomainRecord(d AcceptedDomain, tenantID string) record {
+func acceptedDomainRecord(d tenant.AcceptedDomain, tenantID string) record {
 	return record{
 		{"Identity", aNone, d.DomainName},
 		{"Id", aNone, d.DomainName},
@@ -315,6 +317,6 @@ func acceptedDomainRecord(d AcceptedDomain, tenantID string) record {
 		{"MatchSubDomains", aNone, false},
 		{"AddressBookEnabled", aNone, true},
 		{"IsValid", aNone, true},
-		{"Guid", aGUID, derivedGUID(tenantID+"/"+d.DomainName, 3)},
+		{"Guid", aGUID, tenant.DerivedGUID(tenantID+"/"+d.DomainName, 3)},
 	}
 }

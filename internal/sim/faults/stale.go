@@ -1,16 +1,18 @@
-package sim
+package faults
 
 import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
-// staleReads models Exchange Online's read-after-write lag: a Get-* right after a Set-* may be answered by a
+// StaleReads models Exchange Online's read-after-write lag: a Get-* right after a Set-* may be answered by a
 // domain controller that replication has not reached yet, and show the value from before the write. With
 // Faults.StaleReads set, an object keeps showing its previous UseMapiRichTextFormat for that long after a
 // write, so clients can be tested on not mistaking lag for a failed write.
-type staleReads struct {
+type StaleReads struct {
 	mu  sync.Mutex
 	old map[string]staleValue // by lower-case object id
 }
@@ -21,7 +23,7 @@ type staleValue struct {
 }
 
 // remember records the value an object held before a write, unless an older one is still being shown.
-func (sr *staleReads) remember(id, before string, now time.Time, lag time.Duration) {
+func (sr *StaleReads) Remember(id, before string, now time.Time, lag time.Duration) {
 	if lag <= 0 {
 		return
 	}
@@ -38,7 +40,7 @@ func (sr *staleReads) remember(id, before string, now time.Time, lag time.Durati
 }
 
 // view returns o as a lagging reader sees it: a copy with the previous value while the lag lasts.
-func (sr *staleReads) view(o *Object, now time.Time) *Object {
+func (sr *StaleReads) View(o *tenant.Object, now time.Time) *tenant.Object {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
 	v, ok := sr.old[strings.ToLower(o.ID)]

@@ -1,4 +1,4 @@
-package sim
+package exoapi
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // This file is the cmdlet layer behind InvokeCommand: parameter binding (case-insensitive names,
@@ -199,7 +201,7 @@ type cmdletOutput struct {
 type cmdletSpec struct {
 	name   string
 	params []string
-	run    func(s *Server, c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError)
+	run    func(s *Service, c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError)
 }
 
 // cmdlets is the simulated command set, keyed by lowercased name.
@@ -208,30 +210,30 @@ var cmdlets = map[string]*cmdletSpec{}
 func init() {
 	getParams := []string{"Identity", "Filter", "ResultSize", "SortBy", "Anr"}
 	for _, g := range []getSpec{
-		{name: "Get-MailUser", shape: shapeMailUser, include: func(o *Object) bool { return o.RecipientType == "MailUser" }},
-		{name: "Get-Mailbox", shape: shapeMailbox, rtd: true, include: func(o *Object) bool { return o.RecipientType == "UserMailbox" }},
-		{name: "Get-MailContact", shape: shapeMailContact, include: func(o *Object) bool { return o.RecipientType == "MailContact" }},
-		{name: "Get-DistributionGroup", shape: shapeDistributionGroup, rtd: true, include: func(o *Object) bool {
+		{name: "Get-MailUser", shape: shapeMailUser, include: func(o *tenant.Object) bool { return o.RecipientType == "MailUser" }},
+		{name: "Get-Mailbox", shape: shapeMailbox, rtd: true, include: func(o *tenant.Object) bool { return o.RecipientType == "UserMailbox" }},
+		{name: "Get-MailContact", shape: shapeMailContact, include: func(o *tenant.Object) bool { return o.RecipientType == "MailContact" }},
+		{name: "Get-DistributionGroup", shape: shapeDistributionGroup, rtd: true, include: func(o *tenant.Object) bool {
 			return o.RecipientType == "MailUniversalDistributionGroup" || o.RecipientType == "MailUniversalSecurityGroup" ||
 				o.RecipientType == "MailNonUniversalGroup"
 		}},
-		{name: "Get-Recipient", shape: shapeRecipient, rtd: true, include: func(o *Object) bool { return o.RecipientType != "" }},
+		{name: "Get-Recipient", shape: shapeRecipient, rtd: true, include: func(o *tenant.Object) bool { return o.RecipientType != "" }},
 	} {
 		params := slices.Clone(getParams)
 		if g.rtd {
 			params = append(params, "RecipientTypeDetails")
 		}
 		cmdlets[strings.ToLower(g.name)] = &cmdletSpec{name: g.name, params: params,
-			run: func(s *Server, c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError) {
+			run: func(s *Service, c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError) {
 				return s.runGet(c, g, pg)
 			}}
 	}
 	cmdlets["get-accepteddomain"] = &cmdletSpec{name: "Get-AcceptedDomain", params: []string{"Identity", "ResultSize"},
-		run: (*Server).runGetAcceptedDomain}
+		run: (*Service).runGetAcceptedDomain}
 	setParams := []string{"Identity", "UseMapiRichTextFormat", "MessageFormat", "MessageBodyFormat",
 		"MacAttachmentFormat", "UsePreferMessageFormat"}
 	setParams = append(setParams, syncedMailUserParams...)
-	cmdlets["set-mailuser"] = &cmdletSpec{name: "Set-MailUser", params: setParams, run: (*Server).runSetMailUser}
+	cmdlets["set-mailuser"] = &cmdletSpec{name: "Set-MailUser", params: setParams, run: (*Service).runSetMailUser}
 }
 
 // bindParams checks parameter names against the cmdlet's (common parameters are accepted too).
@@ -252,7 +254,7 @@ func (spec *cmdletSpec) bindParams(c *cmdletCall) *cmdletError {
 }
 
 // runCmdlet binds and runs a call.
-func (s *Server) runCmdlet(c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError) {
+func (s *Service) runCmdlet(c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError) {
 	spec, ok := cmdlets[strings.ToLower(c.name)]
 	if !ok {
 		return nil, commandNotFoundErr(c.name)
@@ -267,7 +269,7 @@ type getSpec struct {
 	name    string
 	shape   string
 	rtd     bool // takes -RecipientTypeDetails
-	include func(*Object) bool
+	include func(*tenant.Object) bool
 }
 
 // validRecipientTypeDetails are the values -RecipientTypeDetails accepts (research §4.2).
@@ -280,7 +282,7 @@ var validRecipientTypeDetails = []string{
 	"SharedWithMailUser", "TeamMailbox", "UserMailbox",
 }
 
-func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput, *cmdletError) {
+func (s *Service) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput, *cmdletError) {
 	identity, err := c.str("Identity")
 	if err != nil {
 		return nil, err
@@ -327,7 +329,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 			rtds = append(rtds, validRecipientTypeDetails[i])
 		}
 	}
-	keep := func(o *Object) bool {
+	keep := func(o *tenant.Object) bool {
 		if !g.include(o) {
 			return false
 		}
@@ -341,11 +343,11 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 	}
 
 	t := s.tenant
-	t.rlockFresh()
-	defer t.mu.RUnlock()
+	t.RLockFresh()
+	defer t.RUnlock()
 	if identity != "" {
-		var hits []*Object
-		for _, o := range t.resolveLocked(identity) {
+		var hits []*tenant.Object
+		for _, o := range t.ResolveLocked(identity) {
 			if keep(o) {
 				hits = append(hits, o)
 			}
@@ -354,7 +356,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 		case 0:
 			return nil, notFoundErr(identity)
 		case 1:
-			return &cmdletOutput{values: []record{recordFor(s.stale.view(hits[0], t.now()), g.shape, t.initialDomain)}}, nil
+			return &cmdletOutput{values: []record{recordFor(s.stale.View(hits[0], t.Now()), g.shape, t.InitialDomain())}}, nil
 		default:
 			return nil, ambiguousErr(identity)
 		}
@@ -366,7 +368,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 	}
 	out := &cmdletOutput{}
 	last, more := "", false
-	for _, o := range t.order {
+	for _, o := range t.OrderLocked() {
 		if pg.after != "" && o.Guid <= pg.after {
 			continue
 		}
@@ -377,7 +379,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 			more = true
 			break
 		}
-		out.values = append(out.values, recordFor(s.stale.view(o, t.now()), g.shape, t.initialDomain))
+		out.values = append(out.values, recordFor(s.stale.View(o, t.Now()), g.shape, t.InitialDomain()))
 		last = o.Guid
 	}
 	if more {
@@ -394,7 +396,7 @@ func (s *Server) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutput
 
 // anrMatch is ambiguous name resolution: a prefix of the name, alias, display name, first or last name,
 // or primary address.
-func anrMatch(o *Object, anr string) bool {
+func anrMatch(o *tenant.Object, anr string) bool {
 	p := strings.ToLower(strings.TrimSpace(anr))
 	for _, v := range []string{o.Name, o.Alias, o.DisplayName, o.GivenName, o.Surname, o.PrimarySmtpAddress} {
 		if p != "" && strings.HasPrefix(strings.ToLower(v), p) {
@@ -404,7 +406,7 @@ func anrMatch(o *Object, anr string) bool {
 	return false
 }
 
-func (s *Server) runGetAcceptedDomain(c *cmdletCall, _ pageRequest) (*cmdletOutput, *cmdletError) {
+func (s *Service) runGetAcceptedDomain(c *cmdletCall, _ pageRequest) (*cmdletOutput, *cmdletError) {
 	identity, err := c.str("Identity")
 	if err != nil {
 		return nil, err
@@ -455,7 +457,7 @@ type mailUserEdit struct {
 	syncedTouched string // first synced parameter present (for the dir-sync refusal)
 }
 
-func (s *Server) bindSetMailUser(c *cmdletCall) (*mailUserEdit, *cmdletError) {
+func (s *Service) bindSetMailUser(c *cmdletCall) (*mailUserEdit, *cmdletError) {
 	e := &mailUserEdit{}
 	for _, p := range syncedMailUserParams {
 		if _, ok := c.params[strings.ToLower(p)]; ok && e.syncedTouched == "" {
@@ -477,7 +479,7 @@ func (s *Server) bindSetMailUser(c *cmdletCall) (*mailUserEdit, *cmdletError) {
 		return nil, err
 	}
 	if e.richText != nil {
-		canon, ok := canonicalRichText(strings.TrimSpace(*e.richText))
+		canon, ok := tenant.CanonicalRichText(strings.TrimSpace(*e.richText))
 		if !ok {
 			return nil, bindingErr(fmt.Sprintf("Cannot bind parameter 'UseMapiRichTextFormat'. Cannot convert value \"%s\" to type "+
 				"\"Microsoft.Exchange.Data.Directory.Recipient.UseMapiRichTextFormat\". Error: \"Unable to match the identifier name %s "+
@@ -565,7 +567,7 @@ func (e *mailUserEdit) bindEmailAddresses(raw json.RawMessage) *cmdletError {
 	return nil
 }
 
-func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *cmdletError) {
+func (s *Service) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *cmdletError) {
 	identity, err := c.str("Identity")
 	if err != nil {
 		return nil, err
@@ -579,10 +581,10 @@ func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *c
 	}
 
 	t := s.tenant
-	t.lockFresh()
-	defer t.mu.Unlock()
-	var hits []*Object
-	for _, o := range t.resolveLocked(identity) {
+	t.LockFresh()
+	defer t.Unlock()
+	var hits []*tenant.Object
+	for _, o := range t.ResolveLocked(identity) {
 		if o.IsMailUser() {
 			hits = append(hits, o)
 		}
@@ -598,15 +600,15 @@ func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *c
 	if o.IsDirSynced && edit.syncedTouched != "" {
 		return nil, dirSyncErr("Set-MailUser", edit.syncedTouched, o.Name)
 	}
-	keys := o.identityKeys(t.initialDomain)
+	keys := o.IdentityKeys(t.InitialDomain())
 	before := o.UseMapiRichTextFormat
 	if changed := edit.apply(o); changed {
 		if o.UseMapiRichTextFormat != before {
-			s.stale.remember(o.ID, before, t.now(), s.faults.get().StaleReads)
+			s.stale.Remember(o.ID, before, t.Now(), s.faults.Get().StaleReads)
 		}
-		o.WhenChanged = t.now().UTC()
-		if !slices.Equal(keys, o.identityKeys(t.initialDomain)) {
-			t.dirty = true
+		o.WhenChanged = t.Now().UTC()
+		if !slices.Equal(keys, o.IdentityKeys(t.InitialDomain())) {
+			t.MarkDirtyLocked()
 		}
 		return &cmdletOutput{values: []record{}}, nil
 	}
@@ -616,7 +618,7 @@ func (s *Server) runSetMailUser(c *cmdletCall, _ pageRequest) (*cmdletOutput, *c
 
 // apply writes the edit to the object (mirroring EXO-mastered values to the Entra side, which the
 // directory does for cloud objects) and reports whether anything changed.
-func (e *mailUserEdit) apply(o *Object) bool {
+func (e *mailUserEdit) apply(o *tenant.Object) bool {
 	before := o.Clone()
 	setStr := func(dst *string, v *string) {
 		if v != nil {

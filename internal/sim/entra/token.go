@@ -1,4 +1,4 @@
-package sim
+package entra
 
 import (
 	"crypto"
@@ -22,16 +22,16 @@ import (
 // keys published at jwks_uri, but clients treat access tokens as opaque, so only the simulator itself has to
 // read them back; a symmetric key keeps that cheap and still makes a forged or altered token fail.
 
-// Token verification failures. verifyBearer wraps exactly one of these, so the EXO and Graph handlers (and tests)
+// Token verification failures. VerifyBearer wraps exactly one of these, so the EXO and Graph handlers (and tests)
 // can tell with errors.Is why a request was refused; all of them answer 401.
 var (
-	errBearerMissing   = errors.New("no bearer token: the Authorization header is missing")
-	errBearerMalformed = errors.New("malformed bearer token")
-	errBearerSignature = errors.New("bearer token signature is invalid")
-	errBearerExpired   = errors.New("bearer token has expired")
-	errBearerNotYet    = errors.New("bearer token is not yet valid")
-	errBearerAudience  = errors.New("bearer token audience is wrong")
-	errBearerTenant    = errors.New("bearer token was issued for another tenant")
+	ErrBearerMissing   = errors.New("no bearer token: the Authorization header is missing")
+	ErrBearerMalformed = errors.New("malformed bearer token")
+	ErrBearerSignature = errors.New("bearer token signature is invalid")
+	ErrBearerExpired   = errors.New("bearer token has expired")
+	ErrBearerNotYet    = errors.New("bearer token is not yet valid")
+	ErrBearerAudience  = errors.New("bearer token audience is wrong")
+	ErrBearerTenant    = errors.New("bearer token was issued for another tenant")
 )
 
 // clockSkew is the leeway for nbf/exp checks, as token validators allow (Microsoft.IdentityModel uses 5 min;
@@ -87,9 +87,9 @@ func rolesFor(resource string) []string {
 	return nil
 }
 
-// issueToken returns a signed access token for audience (a resource such as https://outlook.office365.com)
+// IssueToken returns a signed access token for audience (a resource such as https://outlook.office365.com)
 // issued to clientID in this tenant, valid for ttl (0 = the server's token TTL).
-func (s *Server) issueToken(audience, clientID string, ttl time.Duration) string {
+func (s *Authority) IssueToken(audience, clientID string, ttl time.Duration) string {
 	if ttl <= 0 {
 		ttl = s.tokenTTL()
 	}
@@ -119,7 +119,7 @@ func (s *Server) issueToken(audience, clientID string, ttl time.Duration) string
 // endpoint accepts it as a client_assertion for Creds.ClientID when subject is one of the app's federated
 // credentials (FederatedSubject is registered by default). Tests write it to a file for
 // WorkloadIdentityCredential.
-func (s *Server) FederatedToken(subject string, ttl time.Duration) string {
+func (s *Authority) FederatedToken(subject string, ttl time.Duration) string {
 	now := time.Now()
 	return signHS256(s.tokenKey, federatedClaims{
 		Aud: federationAudience,
@@ -135,17 +135,17 @@ func (s *Server) FederatedToken(subject string, ttl time.Duration) string {
 // listen address, which is not known yet when the token file is written at start.
 const federationIssuer = "https://kubernetes.default.svc.cluster.local/exo-sim"
 
-// verifyBearer checks the Authorization header of r: a Bearer token this server issued, for audience (compared
+// VerifyBearer checks the Authorization header of r: a Bearer token this server issued, for audience (compared
 // without a trailing slash), for this tenant, within its lifetime and not revoked by ExpireTokens. It returns
-// nil when the request may proceed, else an error wrapping one of the errBearer* values.
-func (s *Server) verifyBearer(r *http.Request, audience string) error {
+// nil when the request may proceed, else an error wrapping one of the ErrBearer* values.
+func (s *Authority) VerifyBearer(r *http.Request, audience string) error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return errBearerMissing
+		return ErrBearerMissing
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return fmt.Errorf("%w: the Authorization header is not \"Bearer <token>\"", errBearerMalformed)
+		return fmt.Errorf("%w: the Authorization header is not \"Bearer <token>\"", ErrBearerMalformed)
 	}
 	var c accessClaims
 	if err := verifyHS256(s.tokenKey, strings.TrimSpace(tok), &c); err != nil {
@@ -153,41 +153,41 @@ func (s *Server) verifyBearer(r *http.Request, audience string) error {
 	}
 	now := time.Now()
 	if c.Exp == 0 || now.After(time.Unix(c.Exp, 0).Add(clockSkew)) {
-		return fmt.Errorf("%w: it expired at %s", errBearerExpired, time.Unix(c.Exp, 0).UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: it expired at %s", ErrBearerExpired, time.Unix(c.Exp, 0).UTC().Format(time.RFC3339))
 	}
 	if c.Epoch < s.tokenEpoch() {
-		return fmt.Errorf("%w: it was revoked (the simulator expired all tokens issued before now)", errBearerExpired)
+		return fmt.Errorf("%w: it was revoked (the simulator expired all tokens issued before now)", ErrBearerExpired)
 	}
 	if time.Unix(c.Nbf, 0).After(now.Add(clockSkew)) {
-		return fmt.Errorf("%w: it is valid from %s", errBearerNotYet, time.Unix(c.Nbf, 0).UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: it is valid from %s", ErrBearerNotYet, time.Unix(c.Nbf, 0).UTC().Format(time.RFC3339))
 	}
 	if want := normalizeResource(audience); c.Aud != want {
-		return fmt.Errorf("%w: it is for %q, this API needs %q", errBearerAudience, c.Aud, want)
+		return fmt.Errorf("%w: it is for %q, this API needs %q", ErrBearerAudience, c.Aud, want)
 	}
 	if c.Tid != s.Creds.TenantID {
-		return fmt.Errorf("%w: tid %q, this tenant is %q", errBearerTenant, c.Tid, s.Creds.TenantID)
+		return fmt.Errorf("%w: tid %q, this tenant is %q", ErrBearerTenant, c.Tid, s.Creds.TenantID)
 	}
 	return nil
 }
 
-// ExpireTokens makes every access token issued so far fail verifyBearer as expired, as if the clock had jumped
+// ExpireTokens makes every access token issued so far fail VerifyBearer as expired, as if the clock had jumped
 // past their exp. Clients holding a cached token then get a 401 and must fetch a new one; that is how tests
 // exercise token refresh without waiting an hour.
-func (s *Server) ExpireTokens() {
+func (s *Authority) ExpireTokens() {
 	s.entra.mu.Lock()
 	s.entra.epoch++
 	s.entra.mu.Unlock()
 }
 
-func (s *Server) tokenEpoch() int64 {
+func (s *Authority) tokenEpoch() int64 {
 	s.entra.mu.Lock()
 	defer s.entra.mu.Unlock()
 	return s.entra.epoch
 }
 
-func (s *Server) tokenTTL() time.Duration {
-	if s.opts.TokenTTL > 0 {
-		return s.opts.TokenTTL
+func (s *Authority) tokenTTL() time.Duration {
+	if s.TokenTTL > 0 {
+		return s.TokenTTL
 	}
 	return defaultTokenTTL
 }
@@ -218,22 +218,22 @@ func signHS256(key []byte, claims any) string {
 func splitJWS(tok string) (hdr jwsHeader, payload, sig []byte, signing string, err error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return hdr, nil, nil, "", fmt.Errorf("%w: a JWT has 3 dot-separated parts, this has %d", errBearerMalformed, len(parts))
+		return hdr, nil, nil, "", fmt.Errorf("%w: a JWT has 3 dot-separated parts, this has %d", ErrBearerMalformed, len(parts))
 	}
 	h, err := b64.DecodeString(parts[0])
 	if err != nil {
-		return hdr, nil, nil, "", fmt.Errorf("%w: header is not base64url: %v", errBearerMalformed, err)
+		return hdr, nil, nil, "", fmt.Errorf("%w: header is not base64url: %v", ErrBearerMalformed, err)
 	}
 	if err := json.Unmarshal(h, &hdr); err != nil {
-		return hdr, nil, nil, "", fmt.Errorf("%w: header is not JSON: %v", errBearerMalformed, err)
+		return hdr, nil, nil, "", fmt.Errorf("%w: header is not JSON: %v", ErrBearerMalformed, err)
 	}
 	payload, err = b64.DecodeString(parts[1])
 	if err != nil {
-		return hdr, nil, nil, "", fmt.Errorf("%w: payload is not base64url: %v", errBearerMalformed, err)
+		return hdr, nil, nil, "", fmt.Errorf("%w: payload is not base64url: %v", ErrBearerMalformed, err)
 	}
 	sig, err = b64.DecodeString(parts[2])
 	if err != nil {
-		return hdr, nil, nil, "", fmt.Errorf("%w: signature is not base64url: %v", errBearerMalformed, err)
+		return hdr, nil, nil, "", fmt.Errorf("%w: signature is not base64url: %v", ErrBearerMalformed, err)
 	}
 	return hdr, payload, sig, parts[0] + "." + parts[1], nil
 }
@@ -246,15 +246,15 @@ func verifyHS256(key []byte, tok string, claims any) error {
 	}
 	if hdr.Alg != "HS256" {
 		// Accepting the alg the token names is the classic JWT hole ("none", or RS/HS confusion).
-		return fmt.Errorf("%w: alg %q, the simulator signs HS256", errBearerSignature, hdr.Alg)
+		return fmt.Errorf("%w: alg %q, the simulator signs HS256", ErrBearerSignature, hdr.Alg)
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(signing))
 	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return errBearerSignature
+		return ErrBearerSignature
 	}
 	if err := json.Unmarshal(payload, claims); err != nil {
-		return fmt.Errorf("%w: claims are not JSON: %v", errBearerMalformed, err)
+		return fmt.Errorf("%w: claims are not JSON: %v", ErrBearerMalformed, err)
 	}
 	return nil
 }
@@ -303,10 +303,10 @@ func randomID(n int) string {
 	return b64.EncodeToString(b)
 }
 
-// VerifyToken checks an access token the way the simulated APIs do (see verifyBearer), for tests of other
+// VerifyToken checks an access token the way the simulated APIs do (see VerifyBearer), for tests of other
 // packages that obtain tokens through azidentity and want to know the simulator would accept them.
-func (s *Server) VerifyToken(token, audience string) error {
+func (s *Authority) VerifyToken(token, audience string) error {
 	r, _ := http.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+token)
-	return s.verifyBearer(r, audience)
+	return s.VerifyBearer(r, audience)
 }

@@ -1,4 +1,4 @@
-package sim
+package tenant
 
 import (
 	"crypto/sha256"
@@ -63,8 +63,8 @@ func DefaultScenario() Scenario {
 	}
 }
 
-// withDefaults fills empty fields so a partly filled Scenario (e.g. only sizes) still generates a tenant.
-func (sc Scenario) withDefaults() Scenario {
+// WithDefaults fills empty fields so a partly filled Scenario (e.g. only sizes) still generates a tenant.
+func (sc Scenario) WithDefaults() Scenario {
 	if sc.Domain == "" {
 		sc.Domain = "contoso.com"
 	}
@@ -72,7 +72,7 @@ func (sc Scenario) withDefaults() Scenario {
 		sc.TenantDomain = strings.SplitN(sc.Domain, ".", 2)[0] + ".onmicrosoft.com"
 	}
 	if sc.TenantID == "" {
-		sc.TenantID = derivedGUID(fmt.Sprintf("tenant-%d", sc.Seed), 0)
+		sc.TenantID = DerivedGUID(fmt.Sprintf("tenant-%d", sc.Seed), 0)
 	}
 	if sc.BaseTime.IsZero() {
 		sc.BaseTime = time.Date(2023, 3, 1, 10, 11, 12, 0, time.UTC)
@@ -82,7 +82,7 @@ func (sc Scenario) withDefaults() Scenario {
 
 // ResolvedTenantID returns the tenant GUID the scenario yields (TenantID, or the one derived from Seed),
 // so the Entra side and the EXO side agree on it.
-func (sc Scenario) ResolvedTenantID() string { return sc.withDefaults().TenantID }
+func (sc Scenario) ResolvedTenantID() string { return sc.WithDefaults().TenantID }
 
 // Exchange Online Plan 2 (the plan inside E3/E5) — a realistic service plan id for licensed mailboxes.
 const (
@@ -108,7 +108,7 @@ var (
 
 // NewTenant generates the tenant a scenario describes.
 func NewTenant(sc Scenario) *Tenant {
-	sc = sc.withDefaults()
+	sc = sc.WithDefaults()
 	t := newEmptyTenant(sc.TenantID, sc.Domain, sc.TenantDomain)
 	g := &generator{
 		sc:      sc,
@@ -166,22 +166,23 @@ func (g *generator) guid() string {
 	for i := range b {
 		b[i] = byte(g.rnd.UintN(256))
 	}
-	return formatGUID(b)
+	return FormatGUID(b)
 }
 
-func formatGUID(b [16]byte) string {
+// FormatGUID formats 16 bytes as a version-4 GUID.
+func FormatGUID(b [16]byte) string {
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// derivedGUID makes a stable GUID from a string, for ids the generator does not draw (tenant id, and the
+// DerivedGUID makes a stable GUID from a string, for ids the generator does not draw (tenant id, and the
 // Guid/ExchangeObjectId of objects tests add by hand).
-func derivedGUID(s string, n int) string {
+func DerivedGUID(s string, n int) string {
 	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d", s, n))
 	var b [16]byte
 	copy(b[:], h[:16])
-	return formatGUID(b)
+	return FormatGUID(b)
 }
 
 // person draws a display name and a unique ASCII alias derived from it (O'Brien → obrien, Zoë → zoe).

@@ -1,10 +1,12 @@
-package sim
+package graphapi
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
 // Delta queries (research §2): GET /users/delta (and /delta(), which the SDK calls), /groups/delta,
@@ -31,7 +33,7 @@ func (t deltaToken) encode() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeDeltaToken(s string, kind ObjectKind) (deltaToken, *graphErr) {
+func decodeDeltaToken(s string, kind tenant.ObjectKind) (deltaToken, *graphErr) {
 	var t deltaToken
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
@@ -53,7 +55,7 @@ func deltaLinkFor(base string, ent *gentity, paren bool, param string, t deltaTo
 }
 
 // graphDelta serves one delta page.
-func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, *graphErr) {
+func (s *Service) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, *graphErr) {
 	if _, ok := req.query["$top"]; ok {
 		// Research §2 and gotcha 10: $top is not supported on user and group delta.
 		return graphResp{}, &graphErr{status: 400, code: "Request_UnsupportedQuery", msg: "The $top query option is not supported with delta queries."}
@@ -61,8 +63,8 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 	if err := unsupportedOptions(req, "$orderby", "$expand", "$search", "$filter", "$count"); err != nil {
 		return graphResp{}, err
 	}
-	gs := graphSideOf(s.tenant)
-	epoch, shape := gs.deltaEpoch()
+	gs := s.tenant.GraphSide()
+	epoch, shape := gs.DeltaEpoch()
 	var tok deltaToken
 	skip, delta := req.query.Get("$skiptoken"), req.query.Get("$deltatoken")
 	switch {
@@ -81,7 +83,7 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 		if err != nil {
 			return graphResp{}, err
 		}
-		next := deltaToken{E: epoch, K: string(ent.kind), M: "d", S: gs.observe(s.tenant), Q: sel, P: paren}
+		next := deltaToken{E: epoch, K: string(ent.kind), M: "d", S: gs.Observe(s.tenant), Q: sel, P: paren}
 		return graphResp{status: 200, body: jobj{{"@odata.context", ent.context(req.base, sel)},
 			{"@odata.deltaLink", deltaLinkFor(req.base, ent, paren, "$deltatoken", next)}, {"value", []jobj{}}}}, nil
 	case delta != "":
@@ -93,14 +95,14 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 			return graphResp{}, deltaExpired(req.base, shape, ent, t)
 		}
 		// A new round of changes: everything numbered after the token, up to what is there now.
-		tok = deltaToken{E: t.E, K: t.K, M: "d", S: t.S, U: gs.observe(s.tenant), Q: t.Q, P: t.P}
+		tok = deltaToken{E: t.E, K: t.K, M: "d", S: t.S, U: gs.Observe(s.tenant), Q: t.Q, P: t.P}
 	default:
 		// The initial round (also after a 410's Location, whose $deltatoken is empty).
 		sel, err := parseSelect(ent.typ, ent.propNames(), req.query.Get("$select"))
 		if err != nil {
 			return graphResp{}, err
 		}
-		tok = deltaToken{E: epoch, K: string(ent.kind), M: "i", U: gs.observe(s.tenant), Q: sel, P: paren}
+		tok = deltaToken{E: epoch, K: string(ent.kind), M: "i", U: gs.Observe(s.tenant), Q: sel, P: paren}
 	}
 	sel := selection(tok.Q)
 	size := s.graph().size()
@@ -108,7 +110,7 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 	var nextTok *deltaToken
 	if tok.M == "i" {
 		taken := 0
-		page := s.tenant.Select(func(o *Object) bool {
+		page := s.tenant.Select(func(o *tenant.Object) bool {
 			if o.Kind != ent.kind || o.Guid <= tok.A || taken > size {
 				return false
 			}
@@ -121,29 +123,29 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 			n.A = page[len(page)-1].Guid
 			nextTok = &n
 		}
-		xs := gs.extrasFor(page)
+		xs := gs.ExtrasFor(page)
 		for i := range page {
 			values = append(values, ent.project(s.view(&page[i], xs[page[i].ID]), sel, true))
 		}
 	} else {
 		after, _ := strconv.ParseUint(tok.A, 10, 64)
-		chs := gs.changes(ent.kind, max(tok.S, after), tok.U)
+		chs := gs.Changes(ent.kind, max(tok.S, after), tok.U)
 		if len(chs) > size {
 			chs = chs[:size]
 			n := tok
-			n.A = strconv.FormatUint(chs[len(chs)-1].seq, 10)
+			n.A = strconv.FormatUint(chs[len(chs)-1].Seq, 10)
 			nextTok = &n
 		}
 		reason := "changed" // users and groups go to deleted items first (restorable)
-		if ent.kind == KindContact {
+		if ent.kind == tenant.KindContact {
 			reason = "deleted"
 		}
 		for _, c := range chs {
-			if c.removed {
-				values = append(values, jobj{{"id", c.id}, {"@removed", jobj{{"reason", reason}}}})
+			if c.Removed {
+				values = append(values, jobj{{"id", c.ID}, {"@removed", jobj{{"reason", reason}}}})
 				continue
 			}
-			o, ok := s.tenant.Object(c.id)
+			o, ok := s.tenant.Object(c.ID)
 			if !ok {
 				continue // deleted after the round started: the next round reports the removal
 			}
@@ -165,9 +167,9 @@ func (s *Server) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp, 
 }
 
 // deltaExpired answers a token from before ExpireDeltaTokens in the selected shape.
-func deltaExpired(base string, shape DeltaExpiry, ent *gentity, t deltaToken) *graphErr {
+func deltaExpired(base string, shape tenant.DeltaExpiry, ent *gentity, t deltaToken) *graphErr {
 	switch shape {
-	case DeltaExpiredGone:
+	case tenant.DeltaExpiredGone:
 		// Documented: 410 with a Location holding the initial query and an empty $deltatoken. The body's code
 		// is not documented [I]; clients must go by the status.
 		p := "/delta"
@@ -181,11 +183,11 @@ func deltaExpired(base string, shape DeltaExpiry, ent *gentity, t deltaToken) *g
 		loc += "$deltatoken="
 		return &graphErr{status: 410, code: "Gone", msg: "The delta token is no longer valid. Restart the synchronization from the URL in the Location header.",
 			header: map[string]string{"Location": loc}}
-	case DeltaExpiredSyncStateNotFoundGone:
+	case tenant.DeltaExpiredSyncStateNotFoundGone:
 		return &graphErr{status: 410, code: "SyncStateNotFound", msg: "The sync state generation is not found; generation=149;"}
-	case DeltaExpiredResyncRequired:
+	case tenant.DeltaExpiredResyncRequired:
 		return &graphErr{status: 400, code: "resyncRequired", msg: "The delta token is no longer valid, and the app must reset the sync state."}
-	case DeltaExpiredSyncStateInvalid:
+	case tenant.DeltaExpiredSyncStateInvalid:
 		return &graphErr{status: 400, code: "SyncStateInvalid", msg: "The sync state is invalid. Synchronize again from the beginning."}
 	}
 	return &graphErr{status: 400, code: "syncStateNotFound", msg: "The sync state generation is not found. The delta token is expired and data must be synchronized again."}
