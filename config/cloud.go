@@ -65,7 +65,7 @@ func (t Tenant) Resolve() (Endpoints, error) {
 	}
 	ep, ok := cloudEndpoints[name]
 	if !ok {
-		return Endpoints{}, fmt.Errorf("tenant.cloud: %q is not a cloud; use one of %s", t.Cloud, strings.Join(Clouds, ", "))
+		return Endpoints{}, fmt.Errorf("tenant.cloud: %q is not a cloud; use one of %s", Clip(t.Cloud), strings.Join(Clouds, ", "))
 	}
 	ep.Cloud = name
 	ep.GraphScope = ep.GraphURL + "/.default"
@@ -101,13 +101,13 @@ func (t Tenant) Resolve() (Endpoints, error) {
 func checkEndpoint(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("%q is not a URL; write it as https://host[:port]", raw)
+		return "", fmt.Errorf("%q is not a URL; write it as https://host[:port]", Clip(raw))
 	}
 	if u.Scheme != "https" {
-		return "", fmt.Errorf("%q must use https (azidentity refuses other authorities, and tokens must not travel in clear); write it as https://%s", raw, u.Host)
+		return "", fmt.Errorf("%q must use https (azidentity refuses other authorities, and tokens must not travel in clear); write it as https://%s", Clip(raw), Clip(u.Host))
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("%q has a path, query or user part; give only the host: https://%s", raw, u.Host)
+		return "", fmt.Errorf("%q has a path, query or user part; give only the host: https://%s", Clip(raw), Clip(u.Host))
 	}
 	return "https://" + u.Host, nil
 }

@@ -15,7 +15,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -226,7 +225,7 @@ func ParseDate(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%q is not a date; write it as 2027-01-31 (or 2027-01-31T18:00:00Z)", v)
+	return time.Time{}, fmt.Errorf("%q is not a date; write it as 2027-01-31 (or 2027-01-31T18:00:00Z)", Clip(v))
 }
 
 // Default returns the configuration before the file and the environment are applied.
@@ -249,9 +248,8 @@ func Load(path string, env []string) (*Config, error) {
 	var data []byte
 	if path != "" {
 		var err error
-		data, err = os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+		if data, err = ReadFile("config", path, MaxConfigBytes); err != nil {
+			return nil, err
 		}
 	}
 	return parse(data, path, env)
@@ -281,7 +279,7 @@ func parse(data []byte, source string, env []string) (*Config, error) {
 	if len(d.problems) == 0 {
 		return &cfg, nil
 	}
-	problems := d.problems
+	problems, omitted := d.problems, d.omitted
 	if verr := (*ValidationError)(nil); errors.As(cfg.Validate(), &verr) {
 		// Keep one problem per path: a field that could not be read would otherwise also be reported as
 		// missing.
@@ -294,8 +292,10 @@ func parse(data []byte, source string, env []string) (*Config, error) {
 				problems = append(problems, p)
 			}
 		}
+		omitted += verr.Omitted
 	}
-	return &cfg, &ValidationError{Source: source, Problems: sortProblems(problems)}
+	problems, more := capProblems(sortProblems(problems))
+	return &cfg, &ValidationError{Source: source, Problems: problems, Omitted: omitted + more}
 }
 
 func sourceName(source string) string {

@@ -16,6 +16,7 @@ import (
 // so values mean what they mean in YAML.
 type decoder struct {
 	problems []Problem
+	omitted  int // problems beyond MaxProblems, counted only
 	lines    map[string]int
 	visited  int  // nodes decoded, aliases counted each time they are followed
 	tooBig   bool // the budget ran out (reported once)
@@ -26,7 +27,11 @@ type decoder struct {
 const maxNodes = 100_000
 
 func (d *decoder) addf(path string, line int, format string, args ...any) {
-	d.problems = append(d.problems, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+	if len(d.problems) >= MaxProblems {
+		d.omitted++
+		return
+	}
+	d.problems = append(d.problems, Problem{Path: Clip(path), Line: line, Message: fmt.Sprintf(format, clipArgs(format, args)...)})
 }
 
 // inlineSecrets are keys that look like configuration but would put a secret in the file.

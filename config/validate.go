@@ -3,8 +3,9 @@ package config
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"math"
 	"net"
 	"os"
@@ -48,15 +49,21 @@ func (p Problem) String() string {
 	return loc + ": " + p.Message
 }
 
-// ValidationError lists every problem of a configuration.
+// ValidationError lists the problems of a configuration: every one, up to MaxProblems.
 type ValidationError struct {
 	Source   string // the file ("" = environment only)
 	Problems []Problem
+	// Omitted counts the problems beyond MaxProblems that are not listed: a file of 300,000 unknown keys
+	// needs its first screenful of problems and a count, not 38 MB of them.
+	Omitted int
 }
+
+// MaxProblems is how many problems a ValidationError lists.
+const MaxProblems = 100
 
 func (e *ValidationError) Error() string {
 	var b strings.Builder
-	n := len(e.Problems)
+	n := len(e.Problems) + e.Omitted
 	fmt.Fprintf(&b, "config %s: %d problem", sourceName(e.Source), n)
 	if n != 1 {
 		b.WriteString("s")
@@ -66,7 +73,18 @@ func (e *ValidationError) Error() string {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
 	}
+	if e.Omitted > 0 {
+		fmt.Fprintf(&b, "\n  … and %d more (the first %d are listed; fix them and validate again)", e.Omitted, len(e.Problems))
+	}
 	return b.String()
+}
+
+// capProblems keeps the first MaxProblems of ps and says how many it dropped.
+func capProblems(ps []Problem) ([]Problem, int) {
+	if len(ps) <= MaxProblems {
+		return ps, 0
+	}
+	return ps[:MaxProblems:MaxProblems], len(ps) - MaxProblems
 }
 
 // sortProblems orders problems as they appear in the file, then by path, so the list reads top to bottom.
@@ -91,10 +109,15 @@ func sortProblems(ps []Problem) []Problem {
 type validator struct {
 	c        *Config
 	problems []Problem
+	omitted  int // problems beyond MaxProblems, counted only
 }
 
 func (v *validator) add(path, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Line: v.c.lines[path], Env: v.c.env[path]})
+	if len(v.problems) >= MaxProblems {
+		v.omitted++
+		return
+	}
+	v.problems = append(v.problems, Problem{Path: Clip(path), Message: fmt.Sprintf(format, clipArgs(format, args)...), Line: v.c.lines[path], Env: v.c.env[path]})
 }
 
 var (
@@ -120,7 +143,7 @@ func (c *Config) Validate() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return &ValidationError{Source: c.source, Problems: sortProblems(v.problems)}
+	return &ValidationError{Source: c.source, Problems: sortProblems(v.problems), Omitted: v.omitted}
 }
 
 func (v *validator) tenant() {
@@ -158,7 +181,7 @@ func (v *validator) tenant() {
 
 // caFile checks that path is a readable PEM file holding at least one certificate.
 func (v *validator) caFile(path, file string) {
-	data, ok := v.readFile(path, file, "the CA certificate(s) to trust, in PEM form")
+	data, ok := v.readFile(path, file, "the CA certificate(s) to trust, in PEM form", MaxCertificateBytes)
 	if !ok {
 		return
 	}
@@ -219,10 +242,10 @@ func (v *validator) auth() {
 		if a.CertificateFile == "" {
 			v.add("auth.certificate_file", "required for method certificate: a PEM file (certificate and private key) or a PFX/PKCS#12 file")
 		} else {
-			v.readable("auth.certificate_file", a.CertificateFile, "the app's certificate and private key (PEM or PFX)")
+			v.readable("auth.certificate_file", a.CertificateFile, "the app's certificate and private key (PEM or PFX)", MaxCertificateBytes)
 		}
 		if a.CertificatePasswordFile != "" {
-			v.readable("auth.certificate_password_file", a.CertificatePasswordFile, "the PFX password")
+			v.readable("auth.certificate_password_file", a.CertificatePasswordFile, "the PFX password", MaxSecretBytes)
 			if !a.CertificatePassword.IsZero() {
 				v.add("auth.certificate_password_file", "and %s are both set; keep one", envCertPassword)
 			}
@@ -237,7 +260,7 @@ func (v *validator) auth() {
 		case a.ClientSecretFile != "" && !a.ClientSecret.IsZero():
 			v.add("auth.client_secret_file", "and %s are both set; keep one", envClientSecret)
 		case a.ClientSecretFile != "":
-			v.readable("auth.client_secret_file", a.ClientSecretFile, "the client secret")
+			v.readable("auth.client_secret_file", a.ClientSecretFile, "the client secret", MaxSecretBytes)
 		}
 		unused("auth.certificate_file", a.CertificateFile != "")
 		unused("auth.token_file", a.TokenFile != "")
@@ -245,7 +268,7 @@ func (v *validator) auth() {
 		if a.TokenFile == "" {
 			v.add("auth.token_file", "required for method workload-identity: the federated token file (the Azure workload identity webhook sets AZURE_FEDERATED_TOKEN_FILE)")
 		} else {
-			v.readable("auth.token_file", a.TokenFile, "the federated token")
+			v.readable("auth.token_file", a.TokenFile, "the federated token", MaxSecretBytes)
 		}
 		unused("auth.certificate_file", a.CertificateFile != "")
 		unused("auth.client_secret_file", a.ClientSecretFile != "")
@@ -262,18 +285,16 @@ func (v *validator) auth() {
 	}
 }
 
-// maxFileSize bounds what Validate reads: CA bundles and credentials are a few kilobytes.
-const maxFileSize = 4 << 20
-
 // readable checks that file is a regular, readable, non-empty file. Only regular files: a FIFO or a device
 // (/dev/stdin, /dev/zero) would block or never end. Kubernetes secret mounts are symlinks to regular files,
 // which Stat follows.
-func (v *validator) readable(path, file, what string) {
-	_, _ = v.readFile(path, file, what)
+func (v *validator) readable(path, file, what string, limit int64) {
+	_, _ = v.readFile(path, file, what, limit)
 }
 
-// readFile is readable that also returns the content.
-func (v *validator) readFile(path, file, what string) ([]byte, bool) {
+// readFile is readable that also returns the content, at most limit bytes (MaxSecretBytes,
+// MaxCertificateBytes).
+func (v *validator) readFile(path, file, what string, limit int64) ([]byte, bool) {
 	st, err := os.Stat(file)
 	switch {
 	case err != nil:
@@ -288,19 +309,20 @@ func (v *validator) readFile(path, file, what string) ([]byte, bool) {
 	case st.Size() == 0:
 		v.add(path, "%s is empty; it should hold %s", file, what)
 		return nil, false
-	case st.Size() > maxFileSize:
-		v.add(path, "%s is %d bytes, too large for %s", file, st.Size(), what)
+	case st.Size() > limit:
+		v.add(path, "%s is %d bytes, larger than %s, the most the worker reads for %s; is it the right file?", file, st.Size(), byteSize(limit), what)
 		return nil, false
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		v.add(path, "cannot read %s: %v; the worker's user needs read access", file, unwrapPathErr(err))
+	data, err := ReadFile(path, file, limit)
+	switch {
+	case errors.Is(err, ErrTooLarge): // it grew since Stat
+		v.add(path, "%s is larger than %s, the most the worker reads for %s; is it the right file?", file, byteSize(limit), what)
 		return nil, false
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize))
-	if err != nil {
-		v.add(path, "cannot read %s: %v", file, err)
+	case errors.Is(err, fs.ErrPermission):
+		v.add(path, "cannot read %s: permission denied; the worker's user needs read access", file)
+		return nil, false
+	case err != nil:
+		v.add(path, "cannot read %s: %v", file, unwrapPathErr(errors.Unwrap(err)))
 		return nil, false
 	}
 	return data, true
@@ -346,7 +368,7 @@ func (v *validator) server() {
 		v.add("server.listen", "port %q is not a port number (0-65535)", port)
 	}
 	if s.TokenFile != "" {
-		v.readable("server.token_file", s.TokenFile, "the webhook bearer token")
+		v.readable("server.token_file", s.TokenFile, "the webhook bearer token", MaxSecretBytes)
 	} else if !isLoopback(host) {
 		v.add("server.token_file", "required when server.listen (%s) is reachable from other machines: the webhook starts runs and must be authenticated; give a file holding a long random token", s.Listen)
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -39,9 +38,9 @@ func HTTPClient(cfg *config.Config) (*http.Client, error) {
 		pool = x509.NewCertPool()
 	}
 	if f := cfg.Tenant.CAFile; f != "" {
-		pem, err := os.ReadFile(f)
+		pem, err := config.ReadFile("tenant.ca_file", f, config.MaxCertificateBytes)
 		if err != nil {
-			return nil, fmt.Errorf("tenant.ca_file: %w", err)
+			return nil, err
 		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("tenant.ca_file: %s holds no PEM certificate; give the CA certificate(s) to trust in PEM form", f)
@@ -163,16 +162,16 @@ func shouldRetry(resp *http.Response, err error) bool {
 // loadCertificate reads the certificate file (PEM or PFX) with its password, and checks what Entra would
 // otherwise refuse with a less helpful message: an expired certificate, a key that is not the certificate's.
 func loadCertificate(a config.Auth) ([]*x509.Certificate, crypto.PrivateKey, error) {
-	data, err := os.ReadFile(a.CertificateFile)
+	data, err := config.ReadFile("auth.certificate_file", a.CertificateFile, config.MaxCertificateBytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth.certificate_file: %w", err)
+		return nil, nil, err
 	}
 	var password []byte
 	switch {
 	case a.CertificatePasswordFile != "":
-		p, err := os.ReadFile(a.CertificatePasswordFile)
+		p, err := config.ReadFile("auth.certificate_password_file", a.CertificatePasswordFile, config.MaxSecretBytes)
 		if err != nil {
-			return nil, nil, fmt.Errorf("auth.certificate_password_file: %w", err)
+			return nil, nil, err
 		}
 		password = bytes.TrimRight(p, "\r\n") // a password file written by echo ends in a newline
 	case !a.CertificatePassword.IsZero():
@@ -204,9 +203,9 @@ func loadCertificate(a config.Auth) ([]*x509.Certificate, crypto.PrivateKey, err
 // clientSecret returns the secret and where it came from (for the log line, never the value).
 func clientSecret(a config.Auth) (secret, source string, err error) {
 	if a.ClientSecretFile != "" {
-		b, err := os.ReadFile(a.ClientSecretFile)
+		b, err := config.ReadFile("auth.client_secret_file", a.ClientSecretFile, config.MaxSecretBytes)
 		if err != nil {
-			return "", "", fmt.Errorf("auth.client_secret_file: %w", err)
+			return "", "", err
 		}
 		s := strings.TrimSpace(string(b)) // files from editors and echo end in a newline
 		if s == "" {

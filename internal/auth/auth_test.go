@@ -338,6 +338,7 @@ func TestHTTPClient(t *testing.T) {
 		{"simulator CA", s.CAFile, ""},
 		{"missing file", "/nonexistent/ca.pem", "tenant.ca_file"},
 		{"not PEM", writeFile(t, "ca.txt", "hello"), "holds no PEM certificate"},
+		{"a device that never ends", "/dev/zero", "larger than 1 MiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

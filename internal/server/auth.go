@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/config"
 )
 
 // MinTokenLen is the shortest token New accepts. The token guards runs that
@@ -32,9 +33,9 @@ func ReadTokenFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: server.token_file is not set; create one with `openssl rand -hex 32 > token && chmod 600 token` and set server.token_file", ErrNoToken)
 	}
-	b, err := os.ReadFile(path)
+	b, err := config.ReadFile("server.token_file", path, config.MaxSecretBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read server.token_file: %w", err)
+		return nil, err
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/exo-worker/worker/config"
 )
 
 // protected lists every endpoint that needs the token, with a body that
@@ -181,6 +183,8 @@ func TestReadTokenFile(t *testing.T) {
 		{"empty file", write("c", "\n"), "", ErrNoToken},
 		{"unset path", "", "", ErrNoToken},
 		{"missing file", filepath.Join(dir, "nope"), "", os.ErrNotExist},
+		{"larger than a token", write("d", strings.Repeat("t", config.MaxSecretBytes+1)), "", config.ErrTooLarge},
+		{"a device that never ends", "/dev/zero", "", config.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
