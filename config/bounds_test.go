@@ -165,3 +165,22 @@ func TestLongValuesAreClipped(t *testing.T) {
 		t.Errorf("Clip(short) = %q", got)
 	}
 }
+
+// TestScheduleIntervalsRefused: "@every 0s" (or negative, or under a second) once validated and ran every
+// second. Validation refuses them at the field path.
+func TestScheduleIntervalsRefused(t *testing.T) {
+	f := newFiles(t)
+	for _, spec := range []string{"@every 0s", "@every -1m", "@every 100ms", "CRON_TZ=Europe/Paris @every 0s"} {
+		t.Run(spec, func(t *testing.T) {
+			yml := strings.Replace(validYAML(f), `schedule: "*/30 * * * *"`, fmt.Sprintf("schedule: %q", spec), 1)
+			_, err := load(t, yml)
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("err %v, want a ValidationError", err)
+			}
+			if len(verr.Problems) != 1 || verr.Problems[0].Path != "jobs.meu-richtext.schedule" || !strings.Contains(verr.Problems[0].Message, "at least 1s") {
+				t.Errorf("problems %v, want one at jobs.meu-richtext.schedule", verr.Problems)
+			}
+		})
+	}
+}

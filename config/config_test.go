@@ -224,7 +224,7 @@ auth:
 				`address-audit: {schedule: "every day", mode: fix, target: Sometimes, max_changes: -1, max_change_percent: 150}
   Bad_Name: {}`, 1),
 			want: []want{
-				{"jobs.address-audit.schedule", "not a cron schedule"},
+				{"jobs.address-audit.schedule", "not a schedule"},
 				{"jobs.address-audit.mode", `"fix" is not a mode; use one of report, dry-run, remediate`},
 				{"jobs.address-audit.target", "use one of Never, Always, UseDefaultSettings"},
 				{"jobs.address-audit.max_changes", "negative"},

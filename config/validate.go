@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/robfig/cron/v3"
+	"github.com/exo-worker/worker/internal/schedule"
 )
 
 // Problem is one thing wrong with the configuration.
@@ -391,9 +391,8 @@ func (v *validator) log() {
 }
 
 var (
-	modes        = []string{ModeReport, ModeDryRun, ModeRemediate}
-	richText     = []string{"Never", "Always", "UseDefaultSettings"}
-	cronStandard = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor) // seconds optional, as internal/daemon parses
+	modes    = []string{ModeReport, ModeDryRun, ModeRemediate}
+	richText = []string{"Never", "Always", "UseDefaultSettings"}
 )
 
 func (v *validator) jobs() {
@@ -409,8 +408,8 @@ func (v *validator) jobs() {
 			v.add(p, "%q is not a job name; job names are lower case with dashes, e.g. meu-richtext (see `worker jobs`)", name)
 		}
 		if jc.Schedule != "" {
-			if _, err := cronStandard.Parse(jc.Schedule); err != nil {
-				v.add(p+".schedule", "%q is not a cron schedule (%v); use 5 fields (minute hour day month weekday, e.g. \"*/30 * * * *\") or @hourly, @daily, @every 30m", jc.Schedule, err)
+			if _, err := schedule.Parse(jc.Schedule); err != nil {
+				v.add(p+".schedule", "%q is not a schedule: %v", jc.Schedule, err)
 			}
 		}
 		if jc.Mode != "" && !slices.Contains(modes, jc.Mode) {

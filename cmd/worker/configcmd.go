@@ -26,7 +26,7 @@ Exit 0 when the configuration is valid, 1 otherwise.`,
 			if path == "" {
 				return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
 			}
-			if _, err := loadConfig(path); err != nil {
+			if _, err := loadConfig(g, path); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid\n", path)

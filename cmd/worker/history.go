@@ -130,7 +130,7 @@ func openStore(ctx context.Context, g *globals) (*store.SQLite, error) {
 	if path == "" {
 		return nil, withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG); the store is at its store.path"))
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(g, path)
 	if err != nil {
 		return nil, err
 	}

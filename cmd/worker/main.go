@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+
+	"github.com/exo-worker/worker/config"
 )
 
 // Version is set at build time (-ldflags "-X main.Version=...").
@@ -33,9 +35,11 @@ func withCode(code int, err error) error {
 
 // globals are the flags every command shares.
 type globals struct {
-	configFile string
-	logLevel   string
-	log        *zap.Logger
+	configFile  string
+	logLevel    string
+	logLevelSet bool // --log-level given: it wins over log.level and WORKER_LOG_LEVEL
+	level       zap.AtomicLevel
+	log         *zap.Logger
 }
 
 func main() {
@@ -85,16 +89,17 @@ Exit codes: 0 all done, 1 usage or configuration error, 2 some objects failed, 3
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(g.logLevel)
+			g.logLevelSet = cmd.Flags().Changed("log-level")
+			log, level, err := newLogger(startLevel(g.logLevel, g.logLevelSet, os.Getenv(config.EnvName("log.level"))))
 			if err != nil {
 				return withCode(1, err)
 			}
-			g.log = log
+			g.log, g.level = log, level
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVarP(&g.configFile, "config", "c", "", "configuration file (YAML); env WORKER_CONFIG")
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error (default: log.level of the configuration, env WORKER_LOG_LEVEL, else info)")
 	root.AddCommand(newRunCmd(g), newJobsCmd(g), newSimCmd(g), newConfigCmd(g), newVersionCmd())
 	root.AddCommand(newServeCmd(g), newHistoryCmd(g), newShowCmd(g), newRevertCmd(g))
 	root.AddCommand(newReportCmd(g), newRulesCmd(g), newDoctorCmd(g), newSetupCmd(g))

@@ -57,7 +57,7 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	if path == "" {
 		return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(g, path)
 	if err != nil {
 		return err
 	}

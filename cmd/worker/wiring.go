@@ -35,8 +35,9 @@ func configPath(flag string) string {
 	return os.Getenv("WORKER_CONFIG")
 }
 
-// loadConfig reads and validates the configuration; every problem is a usage error (exit 1).
-func loadConfig(path string) (*config.Config, error) {
+// loadConfig reads and validates the configuration; every problem is a usage error (exit 1). The logger
+// takes log.level from it from then on.
+func loadConfig(g *globals, path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
 		return nil, withCode(executor.ExitUsage, err)
@@ -44,6 +45,7 @@ func loadConfig(path string) (*config.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, withCode(executor.ExitUsage, err)
 	}
+	g.applyConfigLevel(cfg)
 	return cfg, nil
 }
 
@@ -287,7 +289,7 @@ func loadSetup(g *globals, useSim bool, o simSetup) (*setup, error) {
 		return nil, withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG), or try --sim"))
 	}
 	var err error
-	if s.cfg, err = loadConfig(path); err == nil {
+	if s.cfg, err = loadConfig(g, path); err == nil {
 		s.reg, err = newRegistry(s.cfg)
 	}
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/internal/metrics"
+	"github.com/exo-worker/worker/internal/schedule"
 	"github.com/exo-worker/worker/internal/server"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
@@ -117,16 +118,12 @@ type request struct {
 	objects []string // nil = whole scope
 }
 
-// ScheduleParser parses job schedules: standard 5-field specs, an optional leading seconds field,
-// CRON_TZ= prefixes and descriptors.
-var ScheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ParseSchedule parses one job schedule, with an error naming its config path.
+// ParseSchedule parses one job schedule (internal/schedule, the parser config validation uses too), with an
+// error naming its config path.
 func ParseSchedule(job, spec string) (cron.Schedule, error) {
-	s, err := ScheduleParser.Parse(spec)
+	s, err := schedule.Parse(spec)
 	if err != nil {
-		return nil, fmt.Errorf("jobs.%s.schedule %q: %v (use 5 cron fields such as \"*/30 * * * *\", 6 with seconds first, "+
-			"an optional CRON_TZ=Europe/Paris prefix, or @hourly / @every 10m)", job, spec, err)
+		return nil, fmt.Errorf("jobs.%s.schedule %q: %w", job, spec, err)
 	}
 	return s, nil
 }
