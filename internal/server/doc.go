@@ -11,7 +11,7 @@
 // # Endpoints
 //
 //	GET  /healthz                      200 while the process is up               open
-//	GET  /readyz                       200, or 503 {"reasons": [...]}            open
+//	GET  /readyz                       200, or 503 {"reasons": [codes]}          open (details with the token; cached 30 s, failures 5 s)
 //	GET  /metrics                      Prometheus exposition                     open
 //	GET  /                             status page (HTML, basic auth prompt)     token
 //	GET  /api/v1/jobs                  {"jobs": [JobInfo]}                        token

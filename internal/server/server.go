@@ -50,8 +50,12 @@ type Options struct {
 	Logger   *zap.Logger
 	Runner   Runner
 	Runs     RunReader
-	// Ready backs /readyz; nil = always ready.
-	Ready Readiness
+	// Ready backs /readyz; nil = always ready. Its answer is cached for
+	// ReadyTTL (DefaultReadyTTL when 0), a failure for ReadyFailTTL
+	// (DefaultReadyFailTTL when 0), by the Now clock.
+	Ready        Readiness
+	ReadyTTL     time.Duration
+	ReadyFailTTL time.Duration
 	// Metrics backs /metrics (nil: /metrics answers 404) and counts triggers
 	// and refused requests.
 	Metrics *metrics.Metrics
@@ -76,6 +80,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // per job; only known jobs get one
+
+	readyCache readyCache
 }
 
 // New checks opts and builds the server. It fails on a token that is too
@@ -93,6 +99,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.TriggerBurst <= 0 {
 		opts.TriggerBurst = DefaultTriggerBurst
+	}
+	if opts.ReadyTTL <= 0 {
+		opts.ReadyTTL = DefaultReadyTTL
+	}
+	if opts.ReadyFailTTL <= 0 {
+		opts.ReadyFailTTL = DefaultReadyFailTTL
 	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
