@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/robfig/cron/v3"
 
 	"github.com/exo-worker/worker/internal/auth"
+	"github.com/exo-worker/worker/internal/schedule"
 )
 
 // Clock skew thresholds. MSAL signs client assertions valid from now for 10 minutes and Entra allows about
@@ -288,9 +288,6 @@ func (d *doc) checkTokenFile() {
 	d.add("api token file", Pass, p+" is readable by its owner only", "")
 }
 
-// scheduleParser parses schedules as internal/daemon does (seconds optional, descriptors, CRON_TZ=).
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // checkSchedules lists each schedule's next three times, so a schedule that means something else than
 // intended shows before the daemon runs it.
 func (d *doc) checkSchedules() {
@@ -307,7 +304,7 @@ func (d *doc) checkSchedules() {
 	}
 	for _, n := range names {
 		spec := d.o.Schedules[n]
-		sch, err := scheduleParser.Parse(spec)
+		sch, err := schedule.Parse(spec) // the parser the daemon and config validation use
 		if err != nil {
 			d.add("schedule "+n, Fail, fmt.Sprintf("%q: %v", spec, err), "write it as 5 cron fields (or 6 with seconds), e.g. \"*/30 * * * *\"")
 			continue

@@ -31,8 +31,10 @@ func TestReadyz(t *testing.T) {
 		}, 503, []string{"not ready", `"reasons":["store"]`}, []string{"/data/worker.db", "exo-token"},
 			[]string{"store: ping /data/worker.db: database is locked"}},
 		{"both down, both named", Checks{
-			"store":     func(context.Context) error { return errors.New("closed") },
-			"exo-token": func(context.Context) error { return errors.New("tenant contoso rejected client 1111: AADSTS7000215: invalid client secret") },
+			"store": func(context.Context) error { return errors.New("closed") },
+			"exo-token": func(context.Context) error {
+				return errors.New("tenant contoso rejected client 1111: AADSTS7000215: invalid client secret")
+			},
 		}, 503, []string{`"reasons":["exo-token","store"]`}, []string{"AADSTS", "contoso", "1111", "closed"},
 			[]string{"exo-token: tenant contoso rejected client 1111: AADSTS7000215", "store: closed"}},
 		{"func", ReadyFunc(func(ctx context.Context) error {
