@@ -115,15 +115,18 @@ func (l *RequestLog) Reset() {
 
 type entryKey struct{}
 
-// Record is the entry logged() builds for one request; commit appends it to the log exactly once.
-// The EXO handlers commit before they write the body, so a client that has read a response always finds
-// its entry in the log (a large body can reach the client before the handler returns).
+// Record is the entry Middleware builds for one request; Commit appends it to the log exactly once.
+// Middleware commits it when the handler writes the status line at the latest, and the EXO and Graph
+// handlers commit explicitly (after filling in the cmdlet, fault, ...) before they write: so an entry is
+// in the log before any byte of its answer leaves, and a client that has read a response always finds it
+// there — a test can assert "zero writes" right after a run without sleeping.
 type Record struct {
 	Entry
 	once sync.Once
 	log  *RequestLog
 }
 
+// Commit records the entry with status, once; later calls do nothing.
 func (lr *Record) Commit(status int) {
 	lr.once.Do(func() {
 		lr.Status = status
@@ -131,8 +134,8 @@ func (lr *Record) Commit(status int) {
 	})
 }
 
-// RecordFrom returns the entry logged() is building for this request, so the EXO handlers can fill in the
-// cmdlet, identity and fault; a detached record outside logged().
+// RecordFrom returns the entry Middleware is building for this request, so the EXO and Graph handlers can
+// fill in the cmdlet, identity and fault; a detached record outside Middleware.
 func RecordFrom(ctx context.Context) *Record {
 	if lr, ok := ctx.Value(entryKey{}).(*Record); ok {
 		return lr
@@ -140,23 +143,25 @@ func RecordFrom(ctx context.Context) *Record {
 	return &Record{log: &RequestLog{}}
 }
 
-// statusRecorder remembers the status a handler wrote; Unwrap lets http.ResponseController reach the
-// connection (flush, hijack).
+// statusRecorder commits the request's entry with the status a handler writes, before the status line goes
+// out; Unwrap lets http.ResponseController reach the connection (flush, hijack).
 type statusRecorder struct {
 	http.ResponseWriter
+	lr     *Record
 	status int
 }
 
 func (w *statusRecorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.lr.Commit(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -164,12 +169,13 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Middleware wraps the whole mux: it applies the injected RTT (rtt is read per request) and records one entry
-// per request (also when a fault drops the connection: the deferred commit runs during the abort).
+// per request, before its answer is written (see Record); also when a fault drops the connection (the
+// deferred commit runs during the abort) or the client gives up during the RTT.
 func Middleware(log *RequestLog, rtt func() time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lr := &Record{log: log, Entry: Entry{Time: time.Now(), Method: r.Method, Path: r.URL.Path,
 			ClientRequestID: r.Header.Get("client-request-id")}}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, lr: lr}
 		defer func() {
 			switch {
 			case lr.Fault == "reset":
