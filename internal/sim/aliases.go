@@ -26,6 +26,7 @@ type (
 	ObjectKind     = tenant.ObjectKind
 	Scenario       = tenant.Scenario
 	DefectMix      = tenant.DefectMix
+	LicensingMix   = tenant.LicensingMix
 	Expected       = tenant.Expected
 	Trap           = tenant.Trap
 	AcceptedDomain = tenant.AcceptedDomain
@@ -73,6 +74,7 @@ const (
 var (
 	DefaultScenario       = tenant.DefaultScenario
 	DefaultDefects        = tenant.DefaultDefects
+	DefaultLicensing      = tenant.DefaultLicensing
 	NewTenant             = tenant.NewTenant
 	OnPremisesDN          = tenant.OnPremisesDN
 	OnPremisesSID         = tenant.OnPremisesSID

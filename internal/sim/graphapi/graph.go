@@ -183,6 +183,7 @@ type graphReq struct {
 	query    url.Values // keys lower-cased ($select → $select, $Top → $top)
 	header   http.Header
 	inBatch  bool
+	body     []byte // the request body of a write (decompressed), nil for reads
 }
 
 // graphResp is the answer to one graphReq.
@@ -245,8 +246,13 @@ func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
 		s.writeGraph(w, lr, qerr.resp(reqID, clientReqID), reqID, clientReqID)
 		return
 	}
+	body, berr := readWriteBody(r)
+	if berr != nil {
+		s.writeGraph(w, lr, berr.resp(reqID, clientReqID), reqID, clientReqID)
+		return
+	}
 	resp := s.serveGraph(graphReq{base: s.requestBase(r), method: r.Method, path: strings.TrimPrefix(r.URL.Path, "/v1.0"),
-		rawQuery: r.URL.RawQuery, query: q, header: r.Header}, reqID, clientReqID, &lr.Entry)
+		rawQuery: r.URL.RawQuery, query: q, header: r.Header, body: body}, reqID, clientReqID, &lr.Entry)
 	s.writeGraph(w, lr, resp, reqID, clientReqID)
 }
 
@@ -394,6 +400,11 @@ func (s *Service) routeGraph(req graphReq) (graphResp, *graphErr) {
 	segs := strings.Split(strings.Trim(req.path, "/"), "/")
 	if len(segs) == 0 || segs[0] == "" {
 		return graphResp{}, &graphErr{status: 400, code: "BadRequest", msg: "Invalid request: the resource segment is missing."}
+	}
+	// Every request served is time passing for the licensing service (group-based licensing lags).
+	s.tenant.LicensingTick(1)
+	if resp, gerr, ok := s.routeMembership(req, segs); ok {
+		return resp, gerr
 	}
 	if req.method != http.MethodGet {
 		return graphResp{}, &graphErr{status: 403, code: "Authorization_RequestDenied",
@@ -660,6 +671,9 @@ func (s *Service) graphSKUs(req graphReq) (graphResp, *graphErr) {
 	}
 	consumed := map[string]int{}
 	s.tenant.Select(func(o *tenant.Object) bool {
+		if o.Kind != tenant.KindUser {
+			return false // a licensing group's licences are consumed by its members, not by the group
+		}
 		for _, l := range o.AssignedLicenses {
 			consumed[strings.ToLower(l.SkuID)]++
 		}
@@ -806,7 +820,11 @@ func (s *Service) serveBatchItem(base string, it graphBatchItem, status map[stri
 		se.Status = qerr.status
 		return qerr.resp(reqID, clientReqID)
 	}
-	resp := s.serveGraph(graphReq{base: base, method: strings.ToUpper(it.Method), path: path, rawQuery: u.RawQuery, query: q, header: hdr, inBatch: true},
+	var body []byte
+	if len(it.Body) > 0 && string(it.Body) != "null" {
+		body = it.Body
+	}
+	resp := s.serveGraph(graphReq{base: base, method: strings.ToUpper(it.Method), path: path, rawQuery: u.RawQuery, query: q, header: hdr, inBatch: true, body: body},
 		reqID, clientReqID, se)
 	se.Status = resp.status
 	return resp

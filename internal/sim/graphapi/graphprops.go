@@ -153,6 +153,14 @@ func provisionedPlans(v *gview) any {
 	return out
 }
 
+func assignedLicenses(v *gview) any {
+	out := make([]jobj, 0, len(v.o.AssignedLicenses))
+	for _, l := range v.o.AssignedLicenses {
+		out = append(out, jobj{{"disabledPlans", strs(l.DisabledPlans)}, {"skuId", l.SkuID}})
+	}
+	return out
+}
+
 var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: tenant.KindUser, props: []gprop{
 	{"id", true, func(v *gview) any { return v.o.ID }},
 	{"businessPhones", true, func(v *gview) any { return []string{} }},
@@ -166,13 +174,7 @@ var userEntity = &gentity{set: "users", typ: "microsoft.graph.user", kind: tenan
 	{"surname", true, func(v *gview) any { return nullable(v.o.Surname) }},
 	{"userPrincipalName", true, func(v *gview) any { return nullable(v.o.UserPrincipalName) }},
 	{"accountEnabled", false, func(v *gview) any { return v.o.AccountEnabled }},
-	{"assignedLicenses", false, func(v *gview) any {
-		out := make([]jobj, 0, len(v.o.AssignedLicenses))
-		for _, l := range v.o.AssignedLicenses {
-			out = append(out, jobj{{"disabledPlans", strs(l.DisabledPlans)}, {"skuId", l.SkuID}})
-		}
-		return out
-	}},
+	{"assignedLicenses", false, assignedLicenses},
 	{"assignedPlans", false, func(v *gview) any {
 		out := make([]jobj, 0, len(v.o.AssignedPlans))
 		for _, p := range v.o.AssignedPlans {
@@ -234,6 +236,7 @@ var groupEntity = &gentity{set: "groups", typ: "microsoft.graph.group", kind: te
 	{"securityEnabled", true, func(v *gview) any { return v.o.SecurityEnabled }},
 	{"serviceProvisioningErrors", true, serviceErrors},
 	{"visibility", true, func(v *gview) any { return nil }},
+	{"assignedLicenses", false, assignedLicenses},
 }}
 
 var contactEntity = &gentity{set: "contacts", typ: "microsoft.graph.orgContact", kind: tenant.KindContact, props: []gprop{

@@ -44,6 +44,9 @@ type Scenario struct {
 
 	// Defects, when set, adds the seeded audit defects and traps (defects.go) on top of the sizes above.
 	Defects *DefectMix
+	// Licensing, when set, adds a licensing group and migrated mailboxes with and without an Exchange
+	// licence (licensing.go): the mailbox-license job's work.
+	Licensing *LicensingMix
 }
 
 // DefaultScenario is the small tenant `worker run --sim` and most tests use.
@@ -140,6 +143,9 @@ func NewTenant(sc Scenario) *Tenant {
 	}
 	if sc.Defects != nil {
 		g.seedDefects(*sc.Defects)
+	}
+	if sc.Licensing != nil {
+		g.seedLicensing(*sc.Licensing)
 	}
 	return t
 }
