@@ -127,6 +127,13 @@ type Server struct {
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token webhook callers must present; required when Listen is not loopback.
 	TokenFile string `yaml:"token_file"`
+	// TLSCertFile and TLSKeyFile (PEM) turn on HTTPS; both or neither. They are read again when they change,
+	// so a renewed certificate needs no restart.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// AllowPlaintextNonLoopback permits plain HTTP on an address other machines reach, for a TLS proxy (an
+	// ingress, a service mesh) in front. Without it and without TLS, such an address is refused.
+	AllowPlaintextNonLoopback bool `yaml:"allow_plaintext_non_loopback"`
 }
 
 // Log configures logging.

@@ -215,8 +215,23 @@ auth:
 		},
 		{
 			name: "listening on all interfaces needs a webhook token",
-			yml:  valid + "server: {listen: \":8080\"}\n",
+			yml:  valid + "server: {listen: \":8080\", allow_plaintext_non_loopback: true}\n",
 			want: []want{{"server.token_file", "must be authenticated"}},
+		},
+		{
+			name: "listening on all interfaces without TLS is refused unless allowed",
+			yml:  valid + "server: {listen: \"0.0.0.0:8080\", token_file: " + f.webhook + "}\n",
+			want: []want{{"server.listen", "server.allow_plaintext_non_loopback: true"}},
+		},
+		{
+			name: "tls certificate without key",
+			yml:  valid + "server: {tls_cert_file: " + f.ca + "}\n",
+			want: []want{{"server.tls_key_file", "required with server.tls_cert_file"}},
+		},
+		{
+			name: "tls pair that does not match",
+			yml:  valid + "server: {tls_cert_file: " + f.ca + ", tls_key_file: " + f.secret + "}\n",
+			want: []want{{"server.tls_cert_file", "not a usable pair"}},
 		},
 		{
 			name: "bad jobs",

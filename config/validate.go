@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -371,6 +372,22 @@ func (v *validator) server() {
 		v.readable("server.token_file", s.TokenFile, "the webhook bearer token", MaxSecretBytes)
 	} else if !isLoopback(host) {
 		v.add("server.token_file", "required when server.listen (%s) is reachable from other machines: the webhook starts runs and must be authenticated; give a file holding a long random token", s.Listen)
+	}
+	switch {
+	case s.TLSCertFile != "" && s.TLSKeyFile == "":
+		v.add("server.tls_key_file", "required with server.tls_cert_file: the PEM file of the certificate's private key")
+	case s.TLSCertFile == "" && s.TLSKeyFile != "":
+		v.add("server.tls_cert_file", "required with server.tls_key_file: the PEM file of the certificate (and its chain)")
+	case s.TLSCertFile != "":
+		cert, okc := v.readFile("server.tls_cert_file", s.TLSCertFile, "the server's PEM certificate (and chain)", MaxCertificateBytes)
+		key, okk := v.readFile("server.tls_key_file", s.TLSKeyFile, "the server certificate's PEM private key", MaxSecretBytes)
+		if okc && okk {
+			if _, err := tls.X509KeyPair(cert, key); err != nil {
+				v.add("server.tls_cert_file", "%s and %s (server.tls_key_file) are not a usable pair: %v; give the PEM certificate and its unencrypted PEM key", s.TLSCertFile, s.TLSKeyFile, err)
+			}
+		}
+	case !isLoopback(host) && !s.AllowPlaintextNonLoopback:
+		v.add("server.listen", "%s is reachable from other machines, and without TLS the token would cross the network in clear text; set server.tls_cert_file and server.tls_key_file, or listen on 127.0.0.1, or (with a TLS proxy in front) set server.allow_plaintext_non_loopback: true", s.Listen)
 	}
 }
 

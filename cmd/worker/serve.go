@@ -135,12 +135,15 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		}
 	}
 	httpSrv, err := server.New(server.Options{
-		Listen:   cfg.Server.Listen,
-		Token:    token,
-		Triggers: configTriggers(cfg),
-		Logger:   g.log,
-		Runner:   d,
-		Runs:     st,
+		Listen:                    cfg.Server.Listen,
+		TLSCertFile:               cfg.Server.TLSCertFile,
+		TLSKeyFile:                cfg.Server.TLSKeyFile,
+		AllowPlaintextNonLoopback: cfg.Server.AllowPlaintextNonLoopback,
+		Token:                     token,
+		Triggers:                  configTriggers(cfg),
+		Logger:                    g.log,
+		Runner:                    d,
+		Runs:                      st,
 		Ready: server.Checks{
 			"store":     st.Ping,
 			"exo-token": conn.tokenCheck,
@@ -164,7 +167,11 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	defer stopServer()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- httpSrv.ServeListener(srvCtx, ln) }()
-	fmt.Fprintf(out, "serving http://%s (status page, API, /metrics); owner %s\n", ln.Addr(), d.Owner())
+	scheme := "http"
+	if cfg.Server.TLSCertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "serving %s://%s (status page, API, /metrics); owner %s\n", scheme, ln.Addr(), d.Owner())
 
 	var failed error
 	select {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -201,7 +202,7 @@ func TestNonLoopbackBindWarns(t *testing.T) {
 		want     int
 	}{{"loopback", false, 0}, {"wildcard", true, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, nil)
+			h := newHarness(t, func(o *Options) { o.AllowPlaintextNonLoopback = true })
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -219,5 +220,14 @@ func TestNonLoopbackBindWarns(t *testing.T) {
 				t.Fatalf("%d non-loopback warnings, want %d", n, tc.want)
 			}
 		})
+	}
+	// Without the permission, a listener that turns out to accept every interface is refused.
+	h := newHarness(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.ServeListener(context.Background(), wildcardListener{ln}); !errors.Is(err, ErrPlaintextNonLoopback) {
+		t.Fatalf("err %v, want ErrPlaintextNonLoopback", err)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,9 +33,16 @@ var DefaultTriggerRate = rate.Every(6 * time.Second)
 // Options configure New. Runner and Runs are required; the rest has defaults.
 type Options struct {
 	// Listen is host:port; DefaultListen when empty. A non-loopback address
-	// is allowed but logged as a warning: the token travels in clear text
-	// unless a TLS proxy sits in front.
+	// needs TLS (TLSCertFile, TLSKeyFile) or AllowPlaintextNonLoopback (a TLS
+	// proxy in front; logged as a warning): otherwise New refuses it.
 	Listen string
+	// TLSCertFile and TLSKeyFile are PEM files (server.tls_cert_file,
+	// server.tls_key_file); both set = HTTPS, read again when they change.
+	TLSCertFile string
+	TLSKeyFile  string
+	// AllowPlaintextNonLoopback serves plain HTTP on a non-loopback address
+	// (server.allow_plaintext_non_loopback).
+	AllowPlaintextNonLoopback bool
 	// Token guards every endpoint but /healthz, /readyz and /metrics. Read it
 	// with ReadTokenFile. Empty: those endpoints answer 503 (fail closed).
 	// Shorter than MinTokenLen: New fails.
@@ -75,6 +83,7 @@ type Server struct {
 	ready   Readiness
 	metrics *metrics.Metrics
 	auth    *authenticator
+	tls     *certReloader // nil = plain HTTP
 	now     func() time.Time
 	handler http.Handler
 
@@ -124,6 +133,9 @@ func New(opts Options) (*Server, error) {
 	if err := validateRules(opts.Triggers, jobNames(opts.Runner.Jobs())); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("server: server.tls_cert_file and server.tls_key_file go together; set both (HTTPS) or neither")
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger.Named("server"),
@@ -133,6 +145,16 @@ func New(opts Options) (*Server, error) {
 		metrics:  opts.Metrics,
 		now:      opts.Now,
 		limiters: map[string]*rate.Limiter{},
+	}
+	if opts.TLSCertFile != "" {
+		r, err := newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.tls = r
+	}
+	if err := s.checkPlaintext(opts.Listen); err != nil {
+		return nil, err
 	}
 	s.auth = newAuthenticator(opts.Token, s.log, s.metrics.ObserveUnauthorized)
 	if !s.auth.enabled {
@@ -260,8 +282,14 @@ func (s *Server) Serve(ctx context.Context) error {
 // 127.0.0.1:0). It closes ln.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr()
-	if !isLoopback(addr) {
-		s.log.Warn("listening on a non-loopback address: the API is reachable from the network and the token travels in clear text unless TLS terminates in front",
+	switch {
+	case s.tls != nil:
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.tls.GetCertificate, NextProtos: []string{"http/1.1"}})
+	case !isLoopback(addr) && !s.opts.AllowPlaintextNonLoopback:
+		_ = ln.Close()
+		return s.checkPlaintext(addr.String())
+	case !isLoopback(addr):
+		s.log.Warn("listening on a non-loopback address without TLS (server.allow_plaintext_non_loopback): the token travels in clear text unless TLS terminates in front",
 			zap.String("addr", addr.String()))
 	}
 	srv := &http.Server{
@@ -275,7 +303,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("http server listening", zap.String("addr", addr.String()), zap.Bool("api_enabled", s.auth.enabled))
+	s.log.Info("http server listening", zap.String("addr", addr.String()), zap.Bool("tls", s.tls != nil), zap.Bool("api_enabled", s.auth.enabled))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: serve on %s: %w", addr, err)
