@@ -15,18 +15,22 @@ const (
 	KindAudit Kind = "audit"
 )
 
-// Description is what `worker jobs` shows and what the executor needs to know before planning.
+// Description is the job's contract: what `worker jobs` shows, what `worker setup` and `worker doctor`
+// build and check the identity from, and what the executor enforces (Validate at registration, Allows for
+// every planned change).
 type Description struct {
 	Summary string
 	Kind    Kind
-	// Owns lists the fields the job may write ("Set-MailUser.UseMapiRichTextFormat").
-	Owns []string
-	// Permissions an app registration needs to run the job.
-	Permissions []string
+	// Writes are every write the job may plan (none for an audit).
+	Writes []Write
 	// Reads lists the tenant queries the executor must load into the snapshot before Plan.
 	Reads []Query
 	// NeedsDirectory asks the executor for Graph's view of the directory (Tenant.Directory).
 	NeedsDirectory bool
+	// Permissions are the application permissions (app roles) the job's identity needs.
+	Permissions []Permission
+	// Needs are other things the job depends on, for people (DNS lookups of MX records).
+	Needs []string
 }
 
 // Query is one server-side read: a Get-* cmdlet with an OPATH filter and the properties to select.
@@ -88,15 +92,6 @@ func (o ObjectRef) String() string {
 		return o.DisplayName
 	}
 	return o.ID
-}
-
-// Change is one field of one object: set Param from From to To through Cmdlet.
-type Change struct {
-	Object ObjectRef
-	Cmdlet string
-	Param  string
-	From   string
-	To     string
 }
 
 // Plan is what a job wants: the changes to make and the findings to report.

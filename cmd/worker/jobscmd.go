@@ -25,7 +25,11 @@ func newJobsCmd(_ *globals) *cobra.Command {
 			fmt.Fprintln(tw, "JOB\tKIND\tWRITES\tSUMMARY")
 			for _, j := range reg.All() {
 				d := j.Describe()
-				writes := strings.Join(d.Owns, ", ")
+				var ws []string
+				for _, w := range d.Writes {
+					ws = append(ws, w.String())
+				}
+				writes := strings.Join(ws, ", ")
 				if writes == "" {
 					writes = "-"
 				}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/exo-worker/worker/jobs"
@@ -47,9 +48,45 @@ type changeDoc struct {
 	Param       string `json:"param"`
 	From        string `json:"from"`
 	To          string `json:"to"`
-	Status      string `json:"status"`
-	Error       string `json:"error,omitempty"`
-	RequestID   string `json:"request_id,omitempty"`
+	// Params are the parameters with their typed values (param/from/to above join them for reading).
+	Params    []paramDoc `json:"params"`
+	Status    string     `json:"status"`
+	Error     string     `json:"error,omitempty"`
+	RequestID string     `json:"request_id,omitempty"`
+}
+
+type paramDoc struct {
+	Name string     `json:"name"`
+	From jobs.Value `json:"from"`
+	To   jobs.Value `json:"to"`
+}
+
+// changeColumns are a change's parameters, old and new values as text, several joined with ", ".
+func changeColumns(c jobs.Change) (param, from, to string, params []paramDoc) {
+	var names, froms, tos []string
+	for _, p := range c.Params {
+		names = append(names, p.Name)
+		froms = append(froms, p.From.String())
+		tos = append(tos, p.To.String())
+		params = append(params, paramDoc{Name: p.Name, From: p.From, To: p.To})
+	}
+	if c.IsGraph() {
+		names = []string{fmt.Sprintf("%s %s", c.Graph, c.Group.ID)}
+	}
+	return strings.Join(names, ", "), strings.Join(froms, ", "), strings.Join(tos, ", "), params
+}
+
+// changeText is a change for a person: "UseMapiRichTextFormat: (none) → Never", parameters joined by "; ".
+func changeText(c jobs.Change) string {
+	parts := make([]string, len(c.Params))
+	for i, p := range c.Params {
+		name := p.Name
+		if c.IsGraph() {
+			name = fmt.Sprintf("%s %s", c.Graph, c.Group)
+		}
+		parts[i] = fmt.Sprintf("%s: %s → %s", name, orNone(p.From.String()), p.To)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func writeJSON(w io.Writer, s *executor.Summary) error {
@@ -57,8 +94,9 @@ func writeJSON(w io.Writer, s *executor.Summary) error {
 		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Skipped: s.Skipped,
 		Aborted: s.Aborted, AbortReason: s.AbortReason, Changes: []changeDoc{}}
 	for _, c := range s.Changes {
+		param, from, to, params := changeColumns(c.Change)
 		d.Changes = append(d.Changes, changeDoc{Object: c.Object.Address, Identity: c.Object.ID,
-			DisplayName: c.Object.DisplayName, Param: c.Param, From: c.From, To: c.To,
+			DisplayName: c.Object.DisplayName, Param: param, From: from, To: to, Params: params,
 			Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
 	}
 	for _, f := range s.Findings {
@@ -85,7 +123,7 @@ func writeText(w io.Writer, s *executor.Summary) {
 			fmt.Fprintln(tw, "OBJECT\tIDENTITY\tCHANGE\tSTATUS")
 		}
 		listed++
-		fmt.Fprintf(tw, "%s\t%s\t%s: %s → %s\t%s\n", c.Object, c.Object.ID, c.Param, orNone(c.From), c.To, c.Status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Object, c.Object.ID, changeText(c.Change), c.Status)
 		if c.Error != "" {
 			fmt.Fprintf(tw, "\t\t  %s\t\n", c.Error)
 		}

@@ -72,7 +72,11 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	}
 	ex := &executor.Executor{Client: client, Log: g.log.Named("executor"), Journal: daemon.NewJournal(st),
 		Exceptions: configExceptions(cfg)}
-	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("revert")})
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Library: reg, Log: g.log.Named("revert")})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
@@ -126,8 +130,9 @@ func revertDoc(r *daemon.RevertReport) map[string]any {
 	changes := []revertChangeDoc{}
 	if r.Summary != nil {
 		for _, c := range r.Summary.Changes {
-			changes = append(changes, revertChangeDoc{Object: c.Object.ID, DisplayName: c.Object.DisplayName, Param: c.Param,
-				From: c.From, To: c.To, Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
+			param, from, to, _ := changeColumns(c.Change)
+			changes = append(changes, revertChangeDoc{Object: c.Object.ID, DisplayName: c.Object.DisplayName, Param: param,
+				From: from, To: to, Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
 		}
 	}
 	skipped := []revertSkipDoc{}
@@ -153,7 +158,7 @@ func writeRevert(w io.Writer, r *daemon.RevertReport) {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "OBJECT\tNAME\tCHANGE\tSTATUS\tNOTE")
 		for _, c := range r.Summary.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s %s → %s\t%s\t%s\n", c.Object.ID, c.Object.DisplayName, c.Param, c.From, c.To, c.Status, c.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Object.ID, c.Object.DisplayName, changeText(c.Change), c.Status, c.Error)
 		}
 		_ = tw.Flush()
 	}

@@ -44,8 +44,11 @@ type Options struct {
 	Store    store.Store
 	Executor *executor.Executor
 	Jobs     []JobSpec
-	Metrics  *metrics.Metrics // nil = no metrics
-	Log      *zap.Logger
+	// Library is every job the worker knows, configured or not: a revert checks its writes against the
+	// reverted job's declaration even when the job is no longer scheduled. Nil: the jobs of Jobs only.
+	Library *jobs.Registry
+	Metrics *metrics.Metrics // nil = no metrics
+	Log     *zap.Logger
 	// Owner names this process in runs and leases; default store.DefaultOwner().
 	Owner string
 	// LeaseTTL is how long a job lease lasts without renewal (default 30s): how long a crashed process's
@@ -67,6 +70,7 @@ type Options struct {
 type Daemon struct {
 	st      store.Store
 	ex      *executor.Executor
+	library *jobs.Registry
 	m       *metrics.Metrics
 	log     *zap.Logger
 	owner   string
@@ -134,7 +138,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: a store and an executor are required")
 	}
 	d := &Daemon{
-		st: o.Store, ex: o.Executor, m: o.Metrics, log: o.Log, owner: o.Owner,
+		st: o.Store, ex: o.Executor, library: o.Library, m: o.Metrics, log: o.Log, owner: o.Owner,
 		ttl: o.LeaseTTL, grace: o.Grace, sweep: o.SweepInterval, atStart: o.RunAtStart, now: o.Now,
 		jobs: map[string]*jobState{},
 	}
@@ -497,4 +501,19 @@ type cronLogger struct{ l *zap.Logger }
 func (c cronLogger) Info(msg string, kv ...any) { c.l.Sugar().Debugw("cron: "+msg, kv...) }
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Sugar().Errorw("cron: "+msg, append(kv, "error", err)...)
+}
+
+// describe returns a job's declaration, from the daemon's jobs or the library.
+func (d *Daemon) describe(name string) (jobs.Description, error) {
+	if js, ok := d.jobs[name]; ok {
+		return js.spec.Job.Describe(), nil
+	}
+	if d.library != nil {
+		j, err := d.library.Get(name)
+		if err != nil {
+			return jobs.Description{}, err
+		}
+		return j.Describe(), nil
+	}
+	return jobs.Description{}, fmt.Errorf("job %s is not one of this daemon's jobs", name)
 }

@@ -561,8 +561,8 @@ func TestStartReconcilesRunsOfADeadProcess(t *testing.T) {
 	}
 	changes := make([]jobs.Change, len(need))
 	for i, o := range need {
-		changes[i] = jobs.Change{Object: jobs.ObjectRef{ID: o.ID}, Cmdlet: "Set-MailUser", Param: "UseMapiRichTextFormat",
-			From: o.UseMapiRichTextFormat, To: "Never"}
+		changes[i] = jobs.Set(jobs.ObjectRef{ID: o.ID}, "Set-MailUser",
+			jobs.Param{Name: "UseMapiRichTextFormat", From: jobs.Text(o.UseMapiRichTextFormat), To: jobs.Text("Never")})
 	}
 	if _, err := daemon.NewJournal(e.st).JournalBegin(ctx, rec.ID, changes); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
@@ -47,21 +48,35 @@ func (j storeJournal) JournalOutcomes(ctx context.Context, outcomes []executor.J
 	return j.st.JournalOutcomes(ctx, so)
 }
 
+// storeChange is how a change is journalled. The store keeps one operation, one parameter name and one
+// old and one new JSON value per entry, so:
+//   - an Exchange change of one parameter is Cmdlet, Param and its values as typed JSON ("Never", true,
+//     ["a","b"]) — the shape every journal row has had, so old rows read back unchanged;
+//   - an Exchange change of several parameters joins their names with "," in Param and journals the values
+//     as JSON objects by parameter name ({"UseMapiRichTextFormat":"Never","UsePreferMessageFormat":true});
+//   - a Graph change is journalled as Cmdlet "graph:<operation>:<group id>", Param "member".
 func storeChange(c jobs.Change) store.Change {
-	return store.Change{
-		ObjectID:    c.Object.ID,
-		DisplayName: c.Object.DisplayName,
-		Cmdlet:      c.Cmdlet,
-		Param:       c.Param,
-		Old:         jsonString(c.From),
-		New:         jsonString(c.To),
+	sc := store.Change{ObjectID: c.Object.ID, DisplayName: c.Object.DisplayName, Cmdlet: c.Cmdlet}
+	if c.IsGraph() {
+		sc.Cmdlet = graphPrefix + string(c.Graph) + ":" + c.Group.ID
 	}
+	if len(c.Params) == 1 {
+		sc.Param = c.Params[0].Name
+		sc.Old, _ = json.Marshal(c.Params[0].From) // a Value always marshals
+		sc.New, _ = json.Marshal(c.Params[0].To)
+		return sc
+	}
+	old, nw := map[string]jobs.Value{}, map[string]jobs.Value{}
+	for _, p := range c.Params {
+		old[p.Name], nw[p.Name] = p.From, p.To
+	}
+	sc.Param = strings.Join(c.ParamNames(), ",")
+	sc.Old, _ = json.Marshal(old)
+	sc.New, _ = json.Marshal(nw)
+	return sc
 }
 
-func jsonString(s string) json.RawMessage {
-	b, _ := json.Marshal(s) // a string always marshals
-	return b
-}
+const graphPrefix = "graph:"
 
 // changeState maps the executor's status of a change onto the journal's state.
 func changeState(s executor.Status) (store.ChangeState, bool) {
@@ -79,23 +94,42 @@ func changeState(s executor.Status) (store.ChangeState, bool) {
 	return "", false
 }
 
-// entryChange turns a journal entry back into the change it recorded. ok is false when a value is not a JSON
-// string (null: never read), which a revert must not guess at.
+// entryChange turns a journal entry back into the change it recorded (storeChange's inverse). ok is false
+// when a value is missing or null where a value was read (never read), which a revert must not guess at.
 func entryChange(e store.JournalEntry) (c jobs.Change, ok bool) {
-	c = jobs.Change{
-		Object: jobs.ObjectRef{ID: e.ObjectID, DisplayName: e.DisplayName},
-		Cmdlet: e.Cmdlet,
-		Param:  e.Param,
+	c = jobs.Change{Object: jobs.ObjectRef{ID: e.ObjectID, DisplayName: e.DisplayName}, Cmdlet: e.Cmdlet}
+	if rest, isGraph := strings.CutPrefix(e.Cmdlet, graphPrefix); isGraph {
+		op, group, _ := strings.Cut(rest, ":")
+		c.Cmdlet, c.Graph, c.Group = "", jobs.GraphOp(op), jobs.ObjectRef{ID: group}
 	}
-	return c, decodeString(e.Old, &c.From) && decodeString(e.New, &c.To)
+	names := strings.Split(e.Param, ",")
+	if len(names) == 1 {
+		from, okFrom := decodeValue(e.Old)
+		to, okTo := decodeValue(e.New)
+		c.Params = []jobs.Param{{Name: e.Param, From: from, To: to}}
+		return c, okFrom && okTo
+	}
+	var old, nw map[string]json.RawMessage
+	if json.Unmarshal(e.Old, &old) != nil || json.Unmarshal(e.New, &nw) != nil {
+		return c, false
+	}
+	ok = true
+	for _, n := range names {
+		from, okFrom := decodeValue(old[n])
+		to, okTo := decodeValue(nw[n])
+		ok = ok && okFrom && okTo
+		c.Params = append(c.Params, jobs.Param{Name: n, From: from, To: to})
+	}
+	return c, ok
 }
 
-// decodeString decodes a JSON string; null (which json.Unmarshal accepts silently) and other types are refused.
-func decodeString(raw json.RawMessage, into *string) bool {
-	if len(raw) == 0 || raw[0] != '"' {
-		return false
+// decodeValue decodes a journalled value; null (never read) and anything that is not a value are refused.
+func decodeValue(raw json.RawMessage) (jobs.Value, bool) {
+	var v jobs.Value
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil || v.IsNull() {
+		return jobs.Null, false
 	}
-	return json.Unmarshal(raw, into) == nil
+	return v, true
 }
 
 // describeEntry names a journal entry for messages.

@@ -108,15 +108,15 @@ func (d *Daemon) reconcile(ctx context.Context) ReconcileResult {
 		case !o.Found:
 			res.Gone++
 			note = "reconciled after the run's process stopped: the object no longer exists"
-		case o.Holds(c.To):
+		case o.HoldsNew(c):
 			res.Landed++
-			note = fmt.Sprintf("reconciled after the run's process stopped: the object holds the new value %q (the write landed)", c.To)
-		case o.Holds(c.From):
+			note = fmt.Sprintf("reconciled after the run's process stopped: the object holds the new value (%s; the write landed)", o)
+		case o.HoldsOld(c):
 			res.NotApplied++
-			note = fmt.Sprintf("reconciled after the run's process stopped: the object still holds the old value %q (the write did not land; the next run plans it again)", c.From)
+			note = fmt.Sprintf("reconciled after the run's process stopped: the object still holds the old value (%s; the write did not land; the next run plans it again)", o)
 		default:
 			res.Changed++
-			note = fmt.Sprintf("reconciled after the run's process stopped: the object holds %q, neither the old nor the new value (changed by someone else)", o.Value)
+			note = fmt.Sprintf("reconciled after the run's process stopped: the object holds %s, neither the old nor the new value (changed by someone else)", o)
 		}
 		outs = append(outs, store.Outcome{ID: e.ID, State: store.ChangeStateReconciled, RequestID: o.RequestID, Error: note})
 	}

@@ -49,6 +49,10 @@ func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) 
 	case orig.Mode == string(jobs.ModeDryRun) || orig.Mode == string(jobs.ModeReport):
 		return nil, fmt.Errorf("run %s of %s was a %s run: it wrote nothing, so there is nothing to revert", orig.ID, orig.Job, orig.Mode)
 	}
+	declared, err := d.describe(orig.Job)
+	if err != nil {
+		return nil, fmt.Errorf("revert of run %s: %w: its writes cannot be checked against the job's declaration", orig.ID, err)
+	}
 	rep := &RevertReport{Of: orig.ID, Job: orig.Job, DryRun: dryRun}
 	log := d.log.With(zap.String("job", orig.Job), zap.String("reverting", orig.ID))
 
@@ -108,14 +112,14 @@ func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) 
 			why = "the object could not be read (" + o.Err.Error() + "); rerun the revert later"
 		case !o.Found:
 			why = "the object no longer exists"
-		case o.Holds(c.To):
-			plan.Changes = append(plan.Changes, jobs.Change{Object: c.Object, Cmdlet: c.Cmdlet, Param: c.Param, From: c.To, To: c.From})
+		case o.HoldsNew(c):
+			plan.Changes = append(plan.Changes, c.Reverse())
 			planned = append(planned, e)
 			continue
-		case o.Holds(c.From):
-			why = fmt.Sprintf("it already holds the old value %q", c.From)
+		case o.HoldsOld(c):
+			why = fmt.Sprintf("it already holds the old value (%s)", o)
 		default:
-			why = fmt.Sprintf("changed since the run: it now holds %q, not %q the run wrote; left as is", o.Value, c.To)
+			why = fmt.Sprintf("changed since the run: it now holds %s, not what the run wrote (%s); left as is", o, c.Values())
 		}
 		rep.Skipped = append(rep.Skipped, RevertSkip{Entry: e, Reason: why})
 	}
@@ -127,7 +131,8 @@ func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) 
 	opts := executor.Options{Mode: jobs.ModeRemediate, JobConfigPath: "jobs." + orig.Job,
 		// The blast radius guarded the run being reverted; putting its own values back is not a new reach.
 		Force: true}
-	run := &executor.Run{ID: "revert-preview", Job: orig.Job, Started: d.now(), Plan: plan}
+	// The revert writes what the job wrote, reversed: its declaration covers them, and the executor checks.
+	run := &executor.Run{ID: "revert-preview", Job: orig.Job, Started: d.now(), Plan: plan, Declared: declared}
 	if dryRun {
 		opts.Mode = jobs.ModeDryRun
 		rep.Summary, err = d.ex.Apply(ctx, run, opts)

@@ -1,7 +1,6 @@
 package setup
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/exo-worker/worker/jobs"
@@ -16,60 +15,53 @@ type write struct {
 	Params []string
 }
 
-// declaredWrites returns the job's writes from Owns ("Set-MailUser.UseMapiRichTextFormat"), merged per
-// cmdlet. Identity is always kept: without it no object can be addressed.
+// declaredWrites returns the job's Exchange writes (Description.Writes), merged per cmdlet. Identity is
+// always kept: without it no object can be addressed.
 func declaredWrites(d jobs.Description) []write {
 	var out []write
-	for _, o := range d.Owns {
-		cmdlet, param, ok := strings.Cut(o, ".")
-		if !ok {
-			continue
+	for _, w := range d.Writes {
+		if w.Cmdlet == "" {
+			continue // a Graph write: its permission is in d.Permissions
 		}
 		i := -1
 		for k := range out {
-			if strings.EqualFold(out[k].Cmdlet, cmdlet) {
+			if strings.EqualFold(out[k].Cmdlet, w.Cmdlet) {
 				i = k
 			}
 		}
 		if i < 0 {
-			out = append(out, write{Cmdlet: cmdlet, Params: []string{"Identity"}})
+			out = append(out, write{Cmdlet: w.Cmdlet, Params: []string{"Identity"}})
 			i = len(out) - 1
 		}
-		out[i].Params = appendUnique(out[i].Params, param)
+		for _, p := range w.Params {
+			out[i].Params = appendUnique(out[i].Params, p)
+		}
 	}
 	return out
 }
 
 // writeScope is the recipient filter of the job's read of the objects it writes with cmdlet: Set-MailUser
-// writes what Get-MailUser read, so the job's Get-MailUser filter is the scope its writes must stay in.
+// writes what Get-MailUser read (the library's read-back table pairs them), so the job's Get-MailUser filter
+// is the scope its writes must stay in.
 func writeScope(d jobs.Description, cmdlet string) string {
-	noun, ok := strings.CutPrefix(cmdlet, "Set-")
+	read, ok := jobs.ReadCmdlet(cmdlet)
 	if !ok {
 		return ""
 	}
 	for _, q := range d.Reads {
-		if strings.EqualFold(q.Cmdlet, "Get-"+noun) {
+		if strings.EqualFold(q.Cmdlet, read) {
 			return q.Filter
 		}
 	}
 	return ""
 }
 
-// graphRoleValue matches a Graph application permission value (User.Read.All, Domain.Read.All).
-var graphRoleValue = regexp.MustCompile(`\b[A-Z][A-Za-z]+(?:\.[A-Z][A-Za-z]+)*\.(?:Read|ReadWrite)\.All\b`)
-
-// graphPermissions returns the Graph application permissions a job needs to read the directory.
+// graphPermissions returns the Graph application permissions the job declares.
 func graphPermissions(d jobs.Description) []string {
-	if !d.NeedsDirectory {
-		return nil
-	}
 	var out []string
 	for _, p := range d.Permissions {
-		if !strings.Contains(p, "Graph") {
-			continue
-		}
-		for _, v := range graphRoleValue.FindAllString(p, -1) {
-			out = appendUnique(out, v)
+		if p.API == jobs.APIGraph {
+			out = appendUnique(out, p.Role)
 		}
 	}
 	return out

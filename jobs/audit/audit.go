@@ -23,11 +23,10 @@ func Audits() []jobs.Job {
 	return []jobs.Job{&AddressAudit{}, &IdentityAudit{}, &LicenseAudit{}, &MEUAudit{}}
 }
 
-// auditPermissions are what every audit needs: Graph directory reads and Exchange view-only recipients.
-var auditPermissions = []string{
-	"Graph application permissions: User.Read.All, Group.Read.All, OrgContact.Read.All, Domain.Read.All, Organization.Read.All",
-	"Exchange.ManageAsApp with the View-Only Recipients role (for audits that read Exchange)",
-}
+// auditPermissions are what every audit needs: Graph directory reads, and the Exchange admin API for the
+// recipient views (read-only: the View-Only Recipients role covers the Get-* cmdlets).
+var auditPermissions = append(jobs.GraphPermissions("User.Read.All", "Group.Read.All", "OrgContact.Read.All",
+	"Domain.Read.All", "Organization.Read.All"), jobs.ExchangeManageAsApp)
 
 // The EXO queries audits declare. They are shared values so that a Suite running several audits loads each
 // cmdlet once: the snapshot appends every page it reads, and two different queries of one cmdlet would

@@ -22,7 +22,8 @@ func (*MEUAudit) Describe() jobs.Description {
 	return jobs.Description{
 		Summary:        "Audit directory-synced mail users' targetAddress: missing, pointing back into the tenant, or at a domain whose MX already points to Exchange Online",
 		Kind:           jobs.KindAudit,
-		Permissions:    append(append([]string(nil), auditPermissions...), "DNS: MX lookups of the tenant's verified domains"),
+		Permissions:    auditPermissions,
+		Needs:          []string{"DNS: MX lookups of the tenant's verified domains (tenant.dns_server or the system resolver)"},
 		Reads:          []jobs.Query{auditMailUsers, auditAcceptedDomains},
 		NeedsDirectory: true,
 	}

@@ -324,8 +324,11 @@ func TestMEUAudit(t *testing.T) {
 func TestAuditsNeedTheDirectory(t *testing.T) {
 	for _, j := range Audits() {
 		d := j.Describe()
-		if d.Kind != jobs.KindAudit || !d.NeedsDirectory || len(d.Owns) != 0 {
-			t.Errorf("%s: kind %s, needs directory %v, owns %v: audits read Graph and write nothing", j.Name(), d.Kind, d.NeedsDirectory, d.Owns)
+		if d.Kind != jobs.KindAudit || !d.NeedsDirectory || len(d.Writes) != 0 {
+			t.Errorf("%s: kind %s, needs directory %v, writes %v: audits read Graph and write nothing", j.Name(), d.Kind, d.NeedsDirectory, d.Writes)
+		}
+		if err := d.Validate(nil); err != nil {
+			t.Errorf("%s: its declaration does not validate: %v", j.Name(), err)
 		}
 		if _, err := j.Plan(context.Background(), &jobs.Tenant{}); !errors.Is(err, errNoDirectory) {
 			t.Errorf("%s planned without a directory: %v", j.Name(), err)

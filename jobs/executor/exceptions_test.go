@@ -16,9 +16,10 @@ import (
 func planOf(objs ...jobs.ObjectRef) *executor.Run {
 	p := jobs.Plan{InScope: len(objs)}
 	for _, o := range objs {
-		p.Changes = append(p.Changes, jobs.Change{Object: o, Cmdlet: "Set-MailUser", Param: "UseMapiRichTextFormat", From: "Always", To: "Never"})
+		p.Changes = append(p.Changes, jobs.Set(o, "Set-MailUser", jobs.Param{Name: "UseMapiRichTextFormat", From: jobs.Text("Always"), To: jobs.Text("Never")}))
 	}
-	return &executor.Run{ID: "r1", Job: meurichtext.Name, Plan: p}
+	rt, _ := meurichtext.New("")
+	return &executor.Run{ID: "r1", Job: meurichtext.Name, Plan: p, Declared: rt.Describe()}
 }
 
 func TestExceptionsInDryRun(t *testing.T) {

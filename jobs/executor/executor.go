@@ -40,6 +40,14 @@ type Client interface {
 	Batch(ctx context.Context, cmds []exo.Command) []exo.BatchResult
 }
 
+// GraphWriter is what the executor needs from the Graph client to make, read back and revert Graph changes.
+// internal/graph implements it; the interface lives here so that jobs never compiles msgraph-sdk-go.
+type GraphWriter interface {
+	AddGroupMember(ctx context.Context, group, member string) error
+	RemoveGroupMember(ctx context.Context, group, member string) error
+	IsGroupMember(ctx context.Context, group, member string) (bool, error)
+}
+
 // Progress is told how a long run advances; the CLI draws it on a TTY.
 type Progress interface {
 	Phase(name string, total int) // total < 0 when unknown
@@ -69,6 +77,13 @@ type Options struct {
 // summarises. Per-object failures never abort a run; a high failure rate does (circuit breaker).
 type Executor struct {
 	Client Client
+	// SyncOwned is the table of Exchange parameters directory sync owns (exo.SyncOwned): a job whose
+	// declared writes set one on objects that may be dir-synced is refused before any write. Nil: not
+	// checked here (the library checks at registration).
+	SyncOwned jobs.SyncOwnedFunc
+	// Graph makes Graph changes (jobs.GraphGroupMember); nil when no job writes through Graph. A plan with
+	// a Graph change is refused when it is nil.
+	Graph GraphWriter
 	// Directory reads Graph for jobs that need it (audits); nil when no such job runs.
 	Directory jobs.DirectoryReader
 	Log       *zap.Logger
@@ -105,8 +120,9 @@ type Run struct {
 	Job     string
 	Started time.Time
 	Plan    jobs.Plan
-	// Reads are the job's queries, re-run for the read-back.
-	Reads []jobs.Query
+	// Declared is the job's description: the writes its plan may hold (checked before any write) and its
+	// reads (re-run for the read-back).
+	Declared jobs.Description
 }
 
 // Summary is the result of a run, printed by the CLI and recorded by the store.
@@ -259,7 +275,7 @@ func (e *Executor) Plan(ctx context.Context, job jobs.Job) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: plan: %w", job.Name(), err)
 	}
-	run.Plan, run.Reads = p, d.Reads
+	run.Plan, run.Declared = p, d
 	e.log().Info("planned", zap.String("run", run.ID), zap.String("job", job.Name()),
 		zap.Int("in_scope", p.InScope), zap.Int("changes", len(p.Changes)), zap.Int("findings", len(p.Findings)))
 	return run, nil
@@ -268,6 +284,12 @@ func (e *Executor) Plan(ctx context.Context, job jobs.Job) (*Run, error) {
 // Apply carries out a planned run according to opts. It returns a summary even when it stops early; the
 // error is non-nil only when the run was refused as a whole (blast radius) or interrupted.
 func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary, error) {
+	// The contract first, in every mode: a plan holding one change the job did not declare is refused
+	// whole, before any write, so a bug in a job can never reach the tenant.
+	if err := e.checkDeclared(run); err != nil {
+		e.log().Error("plan refused", zap.String("run", run.ID), zap.String("job", run.Job), zap.Error(err))
+		return nil, err
+	}
 	changes, findings, warnings := restrict(run.Plan, opts.Objects)
 	s := &Summary{
 		RunID: run.ID, Job: run.Job, Mode: opts.Mode, InScope: run.Plan.InScope,
@@ -299,7 +321,7 @@ func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary,
 	}
 
 	err := e.applyChanges(ctx, s)
-	e.readBack(ctx, s, run.Reads)
+	e.readBack(ctx, s, run.Declared.Reads)
 	s.count()
 	e.log().Info("run finished", zap.String("run", s.RunID), zap.String("job", s.Job),
 		zap.Int("applied", s.Applied), zap.Int("failed", s.Failed), zap.Int("verified", s.Verified), zap.Int("skipped", s.Skipped))
@@ -414,34 +436,26 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 			return err
 		}
 		var idx []int
-		cmds := make([]exo.Command, 0, end-start)
 		for i := start; i < end; i++ {
-			if cr := s.Changes[i]; cr.Status == StatusPlanned { // excepted changes are already skipped
+			if s.Changes[i].Status == StatusPlanned { // excepted changes are already skipped
 				idx = append(idx, i)
-				cmds = append(cmds, exo.Command{Name: cr.Cmdlet, Params: map[string]any{"Identity": cr.Object.ID, cr.Param: cr.To}})
 			}
 		}
-		if len(cmds) == 0 {
+		if len(idx) == 0 {
 			continue
 		}
 		bctx, cancel := graceful(ctx, e.stopGrace())
-		results := e.Client.Batch(bctx, cmds)
+		results := e.send(bctx, s.Changes, idx)
 		cancel()
 		for i, res := range results {
 			cr := &s.Changes[idx[i]]
 			attempted++
-			if res.Response != nil {
-				cr.RequestID = res.Response.RequestID
-			}
-			if res.Err != nil {
+			cr.RequestID = res.requestID
+			if res.err != nil {
 				failed++
-				cr.Status, cr.Err, cr.Error = StatusFailed, res.Err, res.Err.Error()
-				var xe *exo.Error
-				if errors.As(res.Err, &xe) {
-					cr.RequestID = xe.RequestID
-				}
+				cr.Status, cr.Err, cr.Error = StatusFailed, res.err, res.err.Error()
 				e.log().Warn("change failed", zap.String("run", s.RunID), zap.String("object", cr.Object.ID),
-					zap.String("param", cr.Param), zap.Error(res.Err))
+					zap.Strings("params", cr.ParamNames()), zap.Error(res.err))
 				continue
 			}
 			cr.Status = StatusApplied
@@ -495,17 +509,22 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 	}
 	pages := s.InScope/1000 + 1
 	listed := false
-	if len(reads) == 1 && pages < len(idx) {
+	if len(reads) == 1 && pages < len(idx) && readsWritten(reads[0], s.Changes, idx) {
 		seen, err := e.listForReadBack(ctx, reads[0], s.Changes, idx)
 		if err == nil {
 			listed = true
 			for _, i := range idx {
 				cr := &s.Changes[i]
-				if obj, ok := seen[strings.ToLower(cr.Object.ID)]; ok {
-					verify(cr, obj)
-				} else {
+				obj, ok := seen[strings.ToLower(cr.Object.ID)]
+				if !ok {
 					cr.Status, cr.Error = StatusUnverified, "written, but the object was not found when read back (deleted, or no longer in scope)"
 					cr.lagging = true
+					continue
+				}
+				if o := observe(obj, cr.Change); o.Err != nil {
+					cr.Status, cr.Err, cr.Error = StatusUnverified, o.Err, "written, but the read-back failed: "+o.Err.Error()
+				} else {
+					verify(cr, o)
 				}
 			}
 			if e.Progress != nil {
@@ -560,36 +579,26 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 	}
 }
 
-// readEach reads the objects of the changes at idx one Get each (batched) and verifies them.
+// readEach reads the objects of the changes at idx (Observe: one Get each, batched) and verifies them.
 func (e *Executor) readEach(ctx context.Context, s *Summary, idx []int) {
-	cmds := make([]exo.Command, len(idx))
+	changes := make([]jobs.Change, len(idx))
 	for k, i := range idx {
-		cr := s.Changes[i]
-		cmds[k] = exo.Command{
-			Name:   readCmdlet(cr.Cmdlet),
-			Params: map[string]any{"Identity": cr.Object.ID},
-			Select: []string{"ExternalDirectoryObjectId", cr.Param},
-		}
+		changes[k] = s.Changes[i].Change
 	}
-	for k, res := range e.Client.Batch(ctx, cmds) {
+	for k, o := range e.Observe(ctx, changes) {
 		cr := &s.Changes[idx[k]]
 		cr.lagging = false
+		if o.RequestID != "" && cr.RequestID == "" {
+			cr.RequestID = o.RequestID
+		}
 		switch {
-		case res.Err != nil && exo.IsKind(res.Err, exo.KindNotFound):
-			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the object was not found when read back: "+res.Err.Error()
-			cr.lagging = true
-		case res.Err != nil:
-			cr.Status, cr.Err, cr.Error = StatusUnverified, res.Err, "written, but the read-back failed: "+res.Err.Error()
-		case res.Response == nil || len(res.Response.Values) == 0:
-			cr.Status, cr.Error = StatusUnverified, "written, but the read-back returned no object"
+		case o.Err != nil:
+			cr.Status, cr.Err, cr.Error = StatusUnverified, o.Err, "written, but the read-back failed: "+o.Err.Error()
+		case !o.Found:
+			cr.Status, cr.Error = StatusUnverified, "written, but the object was not found when read back"
 			cr.lagging = true
 		default:
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(res.Response.Values[0], &obj); err != nil {
-				cr.Status, cr.Error = StatusUnverified, "written, but the read-back could not be decoded: "+err.Error()
-				continue
-			}
-			verify(cr, obj)
+			verify(cr, o)
 		}
 	}
 }
@@ -599,9 +608,11 @@ func (e *Executor) listForReadBack(ctx context.Context, q jobs.Query, changes []
 	sel := []string{"ExternalDirectoryObjectId"}
 	seenParam := map[string]bool{}
 	for _, i := range idx {
-		if p := changes[i].Param; !seenParam[p] {
-			seenParam[p] = true
-			sel = append(sel, p)
+		for _, p := range changes[i].ParamNames() {
+			if !seenParam[p] {
+				seenParam[p] = true
+				sel = append(sel, p)
+			}
 		}
 	}
 	params := map[string]any{"ResultSize": "Unlimited"}
@@ -618,40 +629,33 @@ func (e *Executor) listForReadBack(ctx context.Context, q jobs.Query, changes []
 			if err := json.Unmarshal(raw, &obj); err != nil {
 				return nil, fmt.Errorf("decode read-back (request-id %s): %w", resp.RequestID, err)
 			}
-			id, _ := field(obj, "ExternalDirectoryObjectId")
+			id := fieldText(obj, "ExternalDirectoryObjectId")
 			out[strings.ToLower(id)] = obj
 		}
 	}
 	return out, nil
 }
 
-// verify compares what the tenant holds now with what the change wrote.
-func verify(cr *ChangeResult, obj map[string]json.RawMessage) {
-	got, ok := field(obj, cr.Param)
-	switch {
-	case !ok:
-		cr.Status, cr.Error = StatusUnverified, fmt.Sprintf("written, but the read-back did not return %s", cr.Param)
-	case strings.EqualFold(got, cr.To):
-		cr.Status = StatusVerified
-	default:
-		cr.Status = StatusFailed
-		cr.Error = fmt.Sprintf("written, but the read-back shows %s = %q, not %q (another writer, or a policy reverted it)", cr.Param, got, cr.To)
-		cr.lagging = true
-		return
-	}
+// verify compares what the tenant holds now with what the change wrote: every parameter of it.
+func verify(cr *ChangeResult, o Observation) {
 	cr.lagging = false
-}
-
-func readCmdlet(set string) string {
-	if rest, ok := strings.CutPrefix(set, "Set-"); ok {
-		return "Get-" + rest
+	for _, p := range cr.Params {
+		got := o.Values[p.Name]
+		if !got.Equal(p.To) {
+			cr.Status = StatusFailed
+			cr.Error = fmt.Sprintf("written, but the read-back shows %s = %s, not %s (another writer, or a policy reverted it)", p.Name, got, p.To)
+			cr.lagging = true
+			return
+		}
 	}
-	return set
+	cr.Status = StatusVerified
 }
 
-// field returns a property of a decoded object as a string, matching the name case-insensitively as
+var errNoField = errors.New("no such property")
+
+// field returns a property of a decoded object as a typed value, matching the name case-insensitively as
 // PowerShell does.
-func field(obj map[string]json.RawMessage, name string) (string, bool) {
+func field(obj map[string]json.RawMessage, name string) (jobs.Value, error) {
 	v, ok := obj[name]
 	if !ok {
 		for k, kv := range obj {
@@ -662,13 +666,42 @@ func field(obj map[string]json.RawMessage, name string) (string, bool) {
 		}
 	}
 	if !ok {
-		return "", false
+		return jobs.Null, errNoField
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return strings.Trim(string(v), `"`), true
+	var out jobs.Value
+	if err := json.Unmarshal(v, &out); err != nil {
+		return jobs.Null, err
 	}
-	return s, true
+	return out, nil
+}
+
+// fieldText is field for properties read as text (ids).
+func fieldText(obj map[string]json.RawMessage, name string) string {
+	v, err := field(obj, name)
+	if err != nil {
+		return ""
+	}
+	return v.AsText()
+}
+
+// writeCommand is the Exchange call of a change: its cmdlet, -Identity and every parameter, typed.
+func writeCommand(c jobs.Change) exo.Command {
+	params := map[string]any{"Identity": c.Object.ID}
+	for _, p := range c.Params {
+		params[p.Name] = p.To.Native()
+	}
+	return exo.Command{Name: c.Cmdlet, Params: params}
+}
+
+// readCommand is the read of what a change wrote: the read cmdlet the library's table pairs with the
+// change's cmdlet (checked when the plan was accepted), selecting the id and every parameter written.
+func readCommand(c jobs.Change) exo.Command {
+	name, _ := jobs.ReadCmdlet(c.Cmdlet)
+	return exo.Command{
+		Name:   name,
+		Params: map[string]any{"Identity": c.Object.ID},
+		Select: append([]string{"ExternalDirectoryObjectId"}, c.ParamNames()...),
+	}
 }
 
 func (s *Summary) count() {

@@ -96,7 +96,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 		t.Fatalf("planned %d applied %d, want %d and 0", sum.Planned, sum.Applied, want)
 	}
 	for _, c := range sum.Changes {
-		if c.Status != executor.StatusPlanned || c.To != "Never" || c.From != before[c.Object.ID] {
+		if c.Status != executor.StatusPlanned || !c.Params[0].To.Equal(jobs.Text("Never")) || c.Params[0].From.AsText() != before[c.Object.ID] {
 			t.Errorf("change %+v: want planned %s → Never", c, before[c.Object.ID])
 		}
 	}
@@ -254,7 +254,7 @@ func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.Changes) != 1 || again.Changes[0].Object.ID != id || again.Changes[0].From != "Always" {
+	if len(again.Changes) != 1 || again.Changes[0].Object.ID != id || again.Changes[0].Params[0].From.AsText() != "Always" {
 		t.Errorf("rerun planned %+v, want exactly %s Always → Never", again.Changes, id)
 	}
 }

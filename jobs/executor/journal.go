@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -110,40 +111,79 @@ func (e *JournalError) Error() string {
 
 func (e *JournalError) Unwrap() error { return e.Err }
 
-// Observation is what an object holds now for the parameter of one change.
+// Observation is what an object holds now for the parameters of one change.
 type Observation struct {
 	// Found is false when the object no longer exists (Err is then nil).
 	Found bool
-	// Value is the parameter's current value, as a string (Change.From / Change.To compare with it).
-	Value string
+	// Values are the current values of the change's parameters, by parameter name as the change names it.
+	Values map[string]jobs.Value
 	// Err is set when the read itself failed: nothing is known about the object.
 	Err error
 	// RequestID of the read, for support cases.
 	RequestID string
 }
 
-// Holds reports whether the observation shows value (case-insensitive, as EXO compares enum values).
-func (o Observation) Holds(value string) bool {
-	return o.Err == nil && o.Found && strings.EqualFold(o.Value, value)
+// HoldsNew reports whether the object holds every value c writes (c's To side).
+func (o Observation) HoldsNew(c jobs.Change) bool { return o.holds(c, true) }
+
+// HoldsOld reports whether the object holds every value c replaced (c's From side).
+func (o Observation) HoldsOld(c jobs.Change) bool { return o.holds(c, false) }
+
+func (o Observation) holds(c jobs.Change, to bool) bool {
+	if o.Err != nil || !o.Found || len(c.Params) == 0 {
+		return false
+	}
+	for _, p := range c.Params {
+		want := p.From
+		if to {
+			want = p.To
+		}
+		got, ok := o.Values[p.Name]
+		if !ok || !got.Equal(want) {
+			return false
+		}
+	}
+	return true
 }
 
-// Observe reads, for each change, the object's current value of the change's parameter (Get-* of the
-// change's Set-* cmdlet, batched). Crash reconciliation and revert use it: both must look at the tenant
-// before deciding, and reading belongs to the executor like writing does.
+// String is what the object holds, for messages: "UseMapiRichTextFormat: Always; UsePreferMessageFormat: $false".
+func (o Observation) String() string {
+	names := make([]string, 0, len(o.Values))
+	for n := range o.Values {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + o.Values[n].String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Observe reads, for each change, the object's current values of the change's parameters (through the
+// read cmdlet the library pairs with the change's write, batched). Crash reconciliation and revert use it:
+// both must look at the tenant before deciding, and reading belongs to the executor like writing does.
 func (e *Executor) Observe(ctx context.Context, changes []jobs.Change) []Observation {
 	out := make([]Observation, len(changes))
 	if len(changes) == 0 {
 		return out
 	}
-	cmds := make([]exo.Command, len(changes))
+	var cmds []exo.Command
+	var idx []int
 	for i, c := range changes {
-		cmds[i] = exo.Command{
-			Name:   readCmdlet(c.Cmdlet),
-			Params: map[string]any{"Identity": c.Object.ID},
-			Select: []string{"ExternalDirectoryObjectId", c.Param},
+		if c.IsGraph() {
+			out[i] = e.observeGraph(ctx, c)
+			continue
 		}
+		if _, ok := jobs.ReadCmdlet(c.Cmdlet); !ok {
+			out[i].Err = fmt.Errorf("%s on %s cannot be read back: the library pairs no read with it", c.Operation(), c.Object.ID)
+			continue
+		}
+		cmds = append(cmds, readCommand(c))
+		idx = append(idx, i)
 	}
-	for i, res := range e.Client.Batch(ctx, cmds) {
+	for k, res := range e.Client.Batch(ctx, cmds) {
+		i := idx[k]
 		o := &out[i]
 		if res.Response != nil {
 			o.RequestID = res.Response.RequestID
@@ -158,16 +198,27 @@ func (e *Executor) Observe(ctx context.Context, changes []jobs.Change) []Observa
 		default:
 			var obj map[string]json.RawMessage
 			if err := json.Unmarshal(res.Response.Values[0], &obj); err != nil {
-				o.Err = fmt.Errorf("decode %s %s: %w", cmds[i].Name, changes[i].Object.ID, err)
+				o.Err = fmt.Errorf("decode %s %s: %w", cmds[k].Name, changes[i].Object.ID, err)
 				continue
 			}
-			v, ok := field(obj, changes[i].Param)
-			if !ok {
-				o.Err = fmt.Errorf("%s %s did not return %s", cmds[i].Name, changes[i].Object.ID, changes[i].Param)
-				continue
+			*o = observe(obj, changes[i])
+			if res.Response != nil {
+				o.RequestID = res.Response.RequestID
 			}
-			o.Found, o.Value = true, v
 		}
 	}
 	return out
+}
+
+// observe is what obj, one object as Exchange returned it, holds for the parameters of c.
+func observe(obj map[string]json.RawMessage, c jobs.Change) Observation {
+	o := Observation{Found: true, Values: map[string]jobs.Value{}}
+	for _, p := range c.Params {
+		v, err := field(obj, p.Name)
+		if err != nil {
+			return Observation{Err: fmt.Errorf("%s did not return %s: %v", c.Object.ID, p.Name, err)}
+		}
+		o.Values[p.Name] = v
+	}
+	return o
 }

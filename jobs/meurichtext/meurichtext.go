@@ -14,6 +14,9 @@ import (
 // Name is the job's name in the library and in the configuration (jobs.meu-richtext).
 const Name = "meu-richtext"
 
+// Param is the Set-MailUser parameter the job writes.
+const Param = "UseMapiRichTextFormat"
+
 // Values are the values Set-MailUser -UseMapiRichTextFormat accepts.
 var Values = []string{"Never", "Always", "UseDefaultSettings"}
 
@@ -44,8 +47,8 @@ func (j *Job) Describe() jobs.Description {
 	return jobs.Description{
 		Summary:     fmt.Sprintf("Set UseMapiRichTextFormat=%s on every directory-synced mail user (MEU), so meeting invites reach on-premises users intact", j.Target),
 		Kind:        jobs.KindRemediate,
-		Owns:        []string{"Set-MailUser.UseMapiRichTextFormat"},
-		Permissions: []string{"Exchange.ManageAsApp", "Exchange role: Mail Recipients (Set-MailUser), View-Only Recipients"},
+		Writes:      []jobs.Write{{Cmdlet: "Set-MailUser", Params: []string{Param}}},
+		Permissions: []jobs.Permission{jobs.ExchangeManageAsApp},
 		Reads: []jobs.Query{{
 			Cmdlet: "Get-MailUser",
 			Filter: jobs.MailUserScope,
@@ -67,13 +70,11 @@ func (j *Job) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 		if strings.EqualFold(mu.UseMapiRichTextFormat, j.Target) {
 			continue
 		}
-		p.Changes = append(p.Changes, jobs.Change{
-			Object: jobs.ObjectRef{ID: mu.ExternalDirectoryObjectId, DisplayName: mu.DisplayName, Address: mu.PrimarySmtpAddress},
-			Cmdlet: "Set-MailUser",
-			Param:  "UseMapiRichTextFormat",
-			From:   mu.UseMapiRichTextFormat,
-			To:     j.Target,
-		})
+		p.Changes = append(p.Changes, jobs.Set(
+			jobs.ObjectRef{ID: mu.ExternalDirectoryObjectId, DisplayName: mu.DisplayName, Address: mu.PrimarySmtpAddress},
+			"Set-MailUser",
+			jobs.Param{Name: Param, From: jobs.Text(mu.UseMapiRichTextFormat), To: jobs.Text(j.Target)},
+		))
 	}
 	return p, nil
 }
