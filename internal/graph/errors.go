@@ -28,13 +28,20 @@ type Error struct {
 	Resource string
 	// RetryAfter is the wait Graph asked for (429, 503), when it gave one.
 	RetryAfter time.Duration
+	// Op is what was attempted, for messages: "read" when empty, "add member", "remove member".
+	Op string
 
-	cause error // a transport error (Status 0); never the SDK's ODataError, whose Error() can panic
+	alreadyDone bool  // the write's effect was already in place (members.go)
+	cause       error // a transport error (Status 0); never the SDK's ODataError, whose Error() can panic
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("graph: read " + e.Resource + ": ")
+	op := e.Op
+	if op == "" {
+		op = "read"
+	}
+	b.WriteString("graph: " + op + " " + e.Resource + ": ")
 	switch {
 	case e.Status == 0 && e.cause != nil:
 		b.WriteString(e.cause.Error())
@@ -69,6 +76,8 @@ func (e *Error) hint() string {
 	switch {
 	case e.Status == 401:
 		return "the token was refused: check the app's credential, that the tenant is right and that the token is for Graph (scope https://graph.microsoft.com/.default or the national cloud's)"
+	case e.Status == 403 && e.Op != "":
+		return "the app lacks a permission to write: grant the application permission GroupMember.ReadWrite.All with admin consent (worker setup does), and check the group is not role-assignable or dynamic"
 	case e.Status == 403:
 		return "the app lacks a permission: grant the application permissions Directory.Read.All (users, groups, contacts, domains) and Organization.Read.All (subscribedSkus) with admin consent"
 	case e.Status == 429:
