@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -69,13 +70,21 @@ type Authority struct {
 	// TokenTTL is the lifetime of issued access tokens; 0 means 3599s like Entra.
 	TokenTTL time.Duration
 
+	// Apps is the application directory (apps.go): app registrations setup creates, their service
+	// principals and consent. Its apps get tokens by certificate with the roles granted to them.
+	Apps *Directory
+	// clockOffset (nanoseconds) shifts the authority's clock (Date headers and assertion time checks), to
+	// seed a host whose clock is wrong relative to Entra; see SetClockOffset.
+	clockOffset atomic.Int64
+
 	tokenKey []byte
 	entra    entraState
+	device   deviceState
 }
 
 // New returns an authority with a fresh token signing key; call WriteCredentials, set URL, then Register.
 func New(dir string, tokenTTL time.Duration) (*Authority, error) {
-	a := &Authority{Dir: dir, TokenTTL: tokenTTL, tokenKey: make([]byte, 32)}
+	a := &Authority{Dir: dir, TokenTTL: tokenTTL, tokenKey: make([]byte, 32), Apps: newDirectory()}
 	if _, err := rand.Read(a.tokenKey); err != nil {
 		return nil, err
 	}
@@ -124,6 +133,7 @@ func (s *Authority) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
 	mux.HandleFunc("GET /common/discovery/instance", s.handleInstanceDiscovery)
 	mux.HandleFunc("GET /msi/token", s.handleManagedIdentity)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/devicecode", s.handleDeviceCode)
 }
 
 // ManagedIdentityEndpoint is the URL to put in IDENTITY_ENDPOINT (with IDENTITY_HEADER = Creds.IdentityHeader)
@@ -153,6 +163,7 @@ func (s *Authority) resolveTenant(seg string) tenantKind {
 func (s *Authority) issuer(tenant string) string { return s.URL + "/" + tenant + "/v2.0" }
 
 func (s *Authority) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
+	s.stampDate(w)
 	seg := r.PathValue("tenant")
 	var issuerTenant, pathTenant string
 	switch s.resolveTenant(seg) {
@@ -240,6 +251,7 @@ type tokenError struct {
 }
 
 func (s *Authority) handleToken(w http.ResponseWriter, r *http.Request) {
+	s.stampDate(w)
 	if err := s.token(w, r); err != nil {
 		s.entraError(w, r, err.status, err.code, err.aadsts, err.text)
 	}
@@ -265,6 +277,8 @@ func (s *Authority) token(w http.ResponseWriter, r *http.Request) *tokenError {
 	f := r.PostForm
 	if gt := f.Get("grant_type"); gt == "" {
 		return missingParam("grant_type")
+	} else if gt == deviceCodeGrant || gt == "device_code" || gt == "refresh_token" {
+		return s.delegatedToken(w, r, f)
 	} else if gt != "client_credentials" {
 		return &tokenError{http.StatusBadRequest, "unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt)}
 	}
@@ -275,7 +289,14 @@ func (s *Authority) token(w http.ResponseWriter, r *http.Request) *tokenError {
 	if clientID == "" {
 		return missingParam("client_id")
 	}
-	if !strings.EqualFold(clientID, s.Creds.ClientID) {
+	// An app of the directory (one worker setup created) authenticates with its certificates and gets the
+	// roles granted to it.
+	appCerts, _, isDirApp := s.Apps.appCerts(clientID)
+	if isDirApp && !strings.EqualFold(clientID, s.Creds.ClientID) {
+		if secret != "" {
+			return &tokenError{http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID)}
+		}
+	} else if !strings.EqualFold(clientID, s.Creds.ClientID) {
 		return &tokenError{http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, s.Creds.TenantDomain)}
 	}
 	assertion := f.Get("client_assertion")
@@ -290,7 +311,7 @@ func (s *Authority) token(w http.ResponseWriter, r *http.Request) *tokenError {
 		if t := f.Get("client_assertion_type"); t != jwtBearerType {
 			return &tokenError{http.StatusBadRequest, "invalid_request", 50027, fmt.Sprintf("JWT token is invalid or malformed. client_assertion_type must be '%s', got '%s'.", jwtBearerType, t)}
 		}
-		if err := s.verifyAssertion(r, clientID, assertion); err != nil {
+		if err := s.verifyAssertion(r, clientID, assertion, appCerts, isDirApp); err != nil {
 			return err
 		}
 	default:
@@ -317,7 +338,7 @@ func (s *Authority) token(w http.ResponseWriter, r *http.Request) *tokenError {
 		"token_type":     "Bearer",
 		"expires_in":     secs,
 		"ext_expires_in": secs,
-		"access_token":   s.IssueToken(resource, s.Creds.ClientID, ttl),
+		"access_token":   s.issueFor(resource, clientID, isDirApp, ttl),
 	})
 	return nil
 }
@@ -333,7 +354,7 @@ func tenantNotFound(seg string) string {
 // verifyAssertion checks a client_assertion: a certificate-signed JWT (PS256/RS256, the registered certificate
 // named by its x5t#S256 or x5t header) or a federated token (HS256 from FederatedToken) for one of the app's
 // federated subjects. Messages follow Entra's AADSTS texts for the same failures.
-func (s *Authority) verifyAssertion(r *http.Request, clientID, assertion string) *tokenError {
+func (s *Authority) verifyAssertion(r *http.Request, clientID, assertion string, appCerts []*x509.Certificate, dirApp bool) *tokenError {
 	malformed := func(why string) *tokenError {
 		return &tokenError{http.StatusBadRequest, "invalid_request", 50027, "JWT token is invalid or malformed. " + why}
 	}
@@ -341,7 +362,7 @@ func (s *Authority) verifyAssertion(r *http.Request, clientID, assertion string)
 	if err != nil {
 		return malformed(err.Error())
 	}
-	now := time.Now()
+	now := s.now()
 	timeRange := func(nbf, exp int64) *tokenError {
 		if exp != 0 && now.Before(time.Unix(exp, 0).Add(clockSkew)) && !time.Unix(nbf, 0).After(now.Add(clockSkew)) {
 			return nil
@@ -375,12 +396,23 @@ func (s *Authority) verifyAssertion(r *http.Request, clientID, assertion string)
 	s.entra.mu.Lock()
 	cert := s.entra.cert
 	s.entra.mu.Unlock()
-	x5t, x5tS256 := thumbprints(cert)
 	presented := hdr.X5tS256
 	if presented == "" {
 		presented = hdr.X5t
 	}
-	if presented == "" || (presented != x5tS256 && presented != x5t) {
+	if dirApp {
+		cert = nil
+		for _, c := range appCerts {
+			if x5t, x5tS256 := thumbprints(c); presented == x5t || presented == x5tS256 {
+				cert = c
+			}
+		}
+	}
+	x5t, x5tS256 := "", ""
+	if cert != nil {
+		x5t, x5tS256 = thumbprints(cert)
+	}
+	if presented == "" || cert == nil || (presented != x5tS256 && presented != x5t) {
 		return &tokenError{http.StatusUnauthorized, "invalid_client", 700027, fmt.Sprintf("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments if you are not using the global cloud.]", hexThumbprint(presented), clientID)}
 	}
 	if err := verifyRSAAssertion(hdr, signing, sig, cert); err != nil {

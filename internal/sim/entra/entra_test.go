@@ -711,7 +711,7 @@ func FuzzClientAssertion(f *testing.F) {
 	}
 	r, _ := http.NewRequest(http.MethodPost, s.URL+"/t/oauth2/v2.0/token", nil)
 	f.Fuzz(func(t *testing.T, as string) {
-		if err := s.verifyAssertion(r, s.Creds.ClientID, as); err == nil && as != "" {
+		if err := s.verifyAssertion(r, s.Creds.ClientID, as, nil, false); err == nil && as != "" {
 			// Only a correctly signed federated token for a registered subject may pass; the fuzzer cannot forge one.
 			var c federatedClaims
 			if verifyHS256(s.tokenKey, as, &c) != nil {

@@ -54,6 +54,9 @@ type accessClaims struct {
 	Sub   string   `json:"sub"`
 	Tid   string   `json:"tid"`
 	Roles []string `json:"roles,omitempty"`
+	// Scp and UPN are set on delegated (user) tokens.
+	Scp string `json:"scp,omitempty"`
+	UPN string `json:"upn,omitempty"`
 	UTI   string   `json:"uti"`
 	Ver   string   `json:"ver"`
 	// Epoch lets ExpireTokens invalidate every token issued so far, whatever its exp (a private claim; real

@@ -100,6 +100,7 @@ type Service struct {
 	log             *reqlog.RequestLog
 	defaultEncoding string
 	exo             *exoState
+	rbac            *rbacState // rbac.go: roles, scopes, role groups; enforced for app tokens
 }
 
 // Config is what the EXO admin API works on: the tenant, the injected faults, the authority whose tokens it
@@ -116,7 +117,7 @@ type Config struct {
 // New returns the API over cfg; Register adds its routes.
 func New(cfg Config) *Service {
 	return &Service{tenant: cfg.Tenant, faults: cfg.Faults, stale: &faults.StaleReads{}, auth: cfg.Auth, log: cfg.Log,
-		defaultEncoding: cfg.DetailEncoding, exo: &exoState{pages: map[string]*pageState{}}}
+		defaultEncoding: cfg.DetailEncoding, exo: &exoState{pages: map[string]*pageState{}}, rbac: newRBAC()}
 }
 
 // Register adds the EXO admin API routes. Patterns keep the literal "beta" segment so they never
@@ -216,6 +217,9 @@ func (s *Service) invokeInner(in invokeInput, e *reqlog.Entry) invokeOutput {
 	}
 	e.Identity = call.identity
 	e.Params = call.logParams()
+	if out, ok := s.checkRBAC(in, reqID, call); !ok {
+		return out
+	}
 	if st != nil && !bytes.Equal(st.canon, call.canon) {
 		return s.errorOut(in, reqID, badRequest("The request body differs from the one that produced this @odata.nextLink; "+
 			"re-POST the same CmdletInput body to the nextLink."))

@@ -172,6 +172,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("/v1.0/$batch", s.handleGraphBatch)
 	mux.HandleFunc("/v1.0/{segment}", s.handleGraph)
+	s.registerApps(mux)
 }
 
 // graphReq is one Graph request, from the wire or from a $batch item.
@@ -239,6 +240,10 @@ func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
 	lr.Header = loggedHeader(r.Header)
 	if err := s.auth.VerifyBearer(r, graphAudience); err != nil {
 		s.writeGraph(w, lr, graphAuthError(err).resp(reqID, clientReqID), reqID, clientReqID)
+		return
+	}
+	if gerr := s.authorizeRead(r); gerr != nil {
+		s.writeGraph(w, lr, gerr.resp(reqID, clientReqID), reqID, clientReqID)
 		return
 	}
 	q, qerr := parseGraphQuery(r.URL.RawQuery)

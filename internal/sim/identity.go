@@ -1,0 +1,15 @@
+package sim
+
+import "time"
+
+// SetClockOffset shifts the simulated Entra's clock (its Date headers and the time checks of client
+// assertions) by d, as if this host's clock were off by -d: doctor's clock check and certificate sign-ins
+// then see the skew a wrong NTP setup causes.
+func (s *Server) SetClockOffset(d time.Duration) { s.auth.SetClockOffset(d) }
+
+// AdminUPN is the administrator a device-code sign-in to the simulator signs in as (worker setup).
+func (s *Server) AdminUPN() string { return s.auth.AdminUPN() }
+
+// DeclineDeviceCodes makes device-code sign-ins fail with authorization_declined (a tenant whose Conditional
+// Access blocks the flow) while v is true.
+func (s *Server) DeclineDeviceCodes(v bool) { s.auth.DeclineDeviceCodes(v) }
