@@ -57,8 +57,8 @@ type accessClaims struct {
 	// Scp and UPN are set on delegated (user) tokens.
 	Scp string `json:"scp,omitempty"`
 	UPN string `json:"upn,omitempty"`
-	UTI   string   `json:"uti"`
-	Ver   string   `json:"ver"`
+	UTI string `json:"uti"`
+	Ver string `json:"ver"`
 	// Epoch lets ExpireTokens invalidate every token issued so far, whatever its exp (a private claim; real
 	// tokens have none, clients never read it).
 	Epoch int64 `json:"xms_sim_epoch"`
