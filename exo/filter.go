@@ -13,6 +13,9 @@ import (
 // can never change its structure: strings are single-quoted with quotes doubled, booleans are 'True'/'False'
 // (what the module sends), nil is $null, and property names are checked.
 //
+// Only the operators the worker uses are here (Eq, Gt, And); -ne, -lt, -like, -or, -not and the rest are one
+// line each on compare/join when a job needs them.
+//
 // A Filter built from a bad property name or value carries an error: Build returns it, and String returns a
 // text the service refuses, so that a mistake can never widen a filter to every object.
 type Filter struct {
@@ -40,52 +43,14 @@ func (f Filter) String() string {
 	return "-invalid-filter"
 }
 
-// Err returns the construction error, if any.
-func (f Filter) Err() error {
-	_, err := f.Build()
-	return err
-}
-
 // Eq is "prop -eq value".
 func Eq(prop string, value any) Filter { return compare(prop, "-eq", value) }
-
-// Ne is "prop -ne value".
-func Ne(prop string, value any) Filter { return compare(prop, "-ne", value) }
-
-// Lt is "prop -lt value".
-func Lt(prop string, value any) Filter { return compare(prop, "-lt", value) }
 
 // Gt is "prop -gt value".
 func Gt(prop string, value any) Filter { return compare(prop, "-gt", value) }
 
-// Le is "prop -le value".
-func Le(prop string, value any) Filter { return compare(prop, "-le", value) }
-
-// Ge is "prop -ge value".
-func Ge(prop string, value any) Filter { return compare(prop, "-ge", value) }
-
-// Like is "prop -like 'pattern'": '*' in pattern is the wildcard (Exchange supports it as a suffix).
-func Like(prop, pattern string) Filter { return compare(prop, "-like", pattern) }
-
-// NotLike is "prop -notlike 'pattern'".
-func NotLike(prop, pattern string) Filter { return compare(prop, "-notlike", pattern) }
-
 // And joins filters with -and, each in parentheses.
 func And(fs ...Filter) Filter { return join("-and", fs) }
-
-// Or joins filters with -or, each in parentheses.
-func Or(fs ...Filter) Filter { return join("-or", fs) }
-
-// Not negates a filter: "-not (f)".
-func Not(f Filter) Filter {
-	if f.err != nil {
-		return f
-	}
-	if f.expr == "" {
-		return Filter{err: errors.New("opath: Not of an empty filter")}
-	}
-	return Filter{expr: "-not (" + f.expr + ")"}
-}
 
 func compare(prop, op string, value any) Filter {
 	if !validProperty(prop) {

@@ -2,8 +2,10 @@ package exo
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"regexp"
 	"strconv"
 	"strings"
@@ -172,4 +174,33 @@ func normalizeDate(v json.RawMessage) json.RawMessage {
 
 func quoteTime(t time.Time) json.RawMessage {
 	return json.RawMessage(strconv.Quote(t.Format(time.RFC3339Nano)))
+}
+
+// MailUsers lists mail users matching an OPATH filter ("" = all), streaming page by page. sel trims the
+// properties returned ($select); the fields of MailUser not selected stay zero.
+func (c *Client) MailUsers(ctx context.Context, filter string, sel ...string) iter.Seq2[MailUser, error] {
+	params := map[string]any{"ResultSize": "Unlimited"}
+	if filter != "" {
+		params["Filter"] = filter
+	}
+	return Values[MailUser](ctx, c, Command{Name: "Get-MailUser", Params: params, Select: sel})
+}
+
+// GetMailUser reads one mail user by identity (ExternalDirectoryObjectId, GUID, address, alias). A missing
+// object is an *Error of KindNotFound.
+func (c *Client) GetMailUser(ctx context.Context, identity string, sel ...string) (MailUser, error) {
+	cmd := Command{Name: "Get-MailUser", Params: map[string]any{"Identity": identity}, Select: sel}
+	resp, err := c.Invoke(ctx, cmd)
+	if err != nil {
+		return MailUser{}, err
+	}
+	if len(resp.Values) == 0 {
+		return MailUser{}, &Error{Kind: KindNotFound, HTTPStatus: resp.HTTPStatus, Cmdlet: cmd.Name, Identity: identity,
+			RequestID: resp.RequestID, Message: "the service returned no object for this identity"}
+	}
+	mu, err := Decode[MailUser](resp.Values[0])
+	if err != nil {
+		return MailUser{}, fmt.Errorf("Get-MailUser %q: %w", identity, err)
+	}
+	return mu, nil
 }

@@ -1,0 +1,263 @@
+package exo
+
+// Transport: one logical call sent until it succeeds or fails for good — concurrency slot, rate limiter,
+// token, headers (research §1.4), redirects within the EXO host, retries (research §7) and classification.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// request is one logical HTTP call that send() may transmit several times.
+type request struct {
+	cmdlet, identity string
+	url              string
+	cost             int  // sub-requests it carries, for the rate limiter
+	batch            bool // a $batch: counts SubRequests
+	clientRequestID  string
+	// build returns the body for a given bearer token ($batch sub-requests carry the token inside the body).
+	build  func(token string) ([]byte, error)
+	header func(http.Header)
+	// parse handles a 2xx response; a non-nil *Error that is Retryable is retried.
+	parse func(status int, h http.Header, body []byte) *Error
+
+	sentAt time.Time // of the last transmission
+}
+
+// send transmits r until it succeeds, fails for good, or the retry budget is spent. It owns the rules of
+// research §7: Retry-After on 429, capped exponential backoff with jitter on 5xx/transient/reset/truncation,
+// one token refresh on 401, the concurrency bound and the rate limiter.
+func (c *Client) send(ctx context.Context, r *request) error {
+	refreshed := false
+	redirects := 0
+	u := r.url
+	for attempt := 1; ; attempt++ {
+		e := c.transmit(ctx, r, u)
+		if e == nil {
+			return nil
+		}
+		if e.Err != nil && ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), ctx.Err())
+		}
+		e.Cmdlet, e.Identity, e.Attempts = r.cmdlet, r.identity, attempt
+		if e.HTTPStatus >= 300 && e.HTTPStatus < 400 && e.redirect != "" && redirects < maxRedirects {
+			redirects++
+			u = e.redirect
+			attempt--
+			continue
+		}
+		if e.Kind == KindUnauthorized && e.HTTPStatus == http.StatusUnauthorized && !refreshed {
+			// The token may have expired early or been revoked: drop it, fetch a new one, try once more.
+			refreshed = true
+			c.tok.invalidate(e.claims)
+			c.refreshes.Add(1)
+			c.retries.Add(1)
+			c.log.Debug("exo: 401, refreshing the token and retrying once", zap.String("cmdlet", r.cmdlet),
+				zap.String("request_id", e.RequestID))
+			attempt--
+			continue
+		}
+		if !e.Retryable() || attempt > c.opts.MaxRetries {
+			return e.public()
+		}
+		c.retries.Add(1)
+		wait := c.backoff(attempt)
+		if e.HTTPStatus == http.StatusTooManyRequests {
+			// The limiter pauses every sender until Retry-After and lowers the pace; wait there.
+			if e.RetryAfter > 0 {
+				wait = e.RetryAfter
+			}
+			c.lim.throttled(r.sentAt, wait)
+			wait = 0
+		} else if e.Kind == KindThrottled && e.RetryAfter > 0 {
+			wait = e.RetryAfter
+		}
+		c.log.Debug("exo: retrying", zap.String("cmdlet", r.cmdlet), zap.String("identity", r.identity),
+			zap.Int("attempt", attempt), zap.String("kind", e.Kind.String()), zap.Int("status", e.HTTPStatus),
+			zap.Duration("wait", wait), zap.String("reason", e.Message))
+		if err := c.clock.Sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), err)
+		}
+	}
+}
+
+// sendError is an *Error plus what send() needs to act on it.
+type sendError struct {
+	*Error
+	redirect string // Location of a 3xx within the EXO host
+	claims   string // claims challenge of a 401, for the token request
+}
+
+func (e *sendError) public() *Error { return e.Error }
+
+// transmit sends r once: concurrency slot, rate limiter, token, HTTP, body, classification.
+func (c *Client) transmit(ctx context.Context, r *request, u string) *sendError {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return &sendError{Error: &Error{Kind: KindUnknown, Err: ctx.Err()}}
+	}
+	defer func() { <-c.sem }()
+	if err := c.lim.wait(ctx, r.cost); err != nil {
+		return &sendError{Error: &Error{Kind: KindUnknown, Err: err}}
+	}
+	token, err := c.tok.get(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &sendError{Error: &Error{Kind: KindUnknown, Err: ctx.Err()}}
+		}
+		return &sendError{Error: &Error{Kind: KindUnauthorized, Err: err,
+			Message: fmt.Sprintf("could not get an access token for %s: %v", c.opts.Scope, err)}}
+	}
+	body, err := r.build(token)
+	if err != nil {
+		return &sendError{Error: &Error{Kind: KindBadRequest, Err: err, Message: err.Error()}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return &sendError{Error: &Error{Kind: KindBadRequest, Err: err, Message: err.Error()}}
+	}
+	c.setHeaders(req.Header, token, r.clientRequestID)
+	if r.header != nil {
+		r.header(req.Header)
+	}
+	c.requests.Add(1)
+	if r.batch {
+		c.subRequests.Add(int64(r.cost))
+	}
+	r.sentAt = c.clock.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &sendError{Error: transportError(err)}
+	}
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	_ = resp.Body.Close()
+	c.lim.observe(resp.Header)
+	// A $batch's sub-responses say how many of its sub-requests the service accepted; runChunk records them.
+	if resp.StatusCode != http.StatusTooManyRequests && (!r.batch || resp.StatusCode >= 300) {
+		c.lim.record(r.cost)
+	}
+	if rerr != nil {
+		return &sendError{Error: &Error{Kind: KindTransient, HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("request-id"),
+			Message: fmt.Sprintf("the response body was cut short after %d bytes: %v", len(b), rerr), Err: rerr}}
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if e := r.parse(resp.StatusCode, resp.Header, b); e != nil {
+			return &sendError{Error: e}
+		}
+		return nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		e := &sendError{Error: &Error{Kind: KindUnknown, HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("request-id")}}
+		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		if err == nil && loc.Scheme == "https" && sameOrSubHost(loc, c.base) {
+			e.redirect = loc.String()
+		}
+		e.Message = fmt.Sprintf("Exchange Online redirected to %q, which is not within %s; set the tenant's exchange endpoint to the regional host",
+			resp.Header.Get("Location"), c.base.Host)
+		return e
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		c.throttled.Add(1)
+	}
+	e := &sendError{Error: parseErrorResponse(resp.StatusCode, resp.Header, b)}
+	if e.Kind == KindThrottled && resp.StatusCode != http.StatusTooManyRequests {
+		c.throttled.Add(1)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		e.claims = claimsChallenge(resp.Header.Values("WWW-Authenticate"))
+	}
+	return e
+}
+
+// setHeaders sets what the module sends on every request (research §1.4).
+func (c *Client) setHeaders(h http.Header, token, crid string) {
+	h.Set("Authorization", "Bearer "+token)
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json")
+	h.Set("X-ResponseFormat", "json")
+	h.Set("X-AnchorMailbox", c.anchor)
+	h.Set("connection-id", c.connID)
+	h.Set("client-request-id", crid)
+	h.Set("X-ClientApplication", "exo-worker")
+	// Asking for gzip ourselves stops net/http from decoding transparently, so a body mislabeled as gzip
+	// (seen on EXO error responses) reaches the parser instead of failing in the transport.
+	h.Set("Accept-Encoding", "gzip")
+}
+
+// backoff is capped exponential with jitter: base·2^(attempt-1), capped, then a random 50–100 % of it.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.opts.RetryBaseDelay
+	for i := 1; i < attempt && d < c.opts.RetryMaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.RetryMaxDelay)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// transportError classifies a failed round trip: certificate problems are permanent, everything else
+// (reset, refused, timeout, EOF) is worth another try.
+func transportError(err error) *Error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   *tls.CertificateVerificationError
+		dnsErr    *net.DNSError
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &certErr):
+		return &Error{Kind: KindUnknown, Err: err,
+			Message: fmt.Sprintf("TLS verification failed: %v; if a proxy or a test server signs the certificate, add its CA (tenant.ca_file)", err)}
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return &Error{Kind: KindUnknown, Err: err, Message: fmt.Sprintf("cannot resolve the Exchange host: %v", err)}
+	}
+	return &Error{Kind: KindTransient, Err: err, Message: fmt.Sprintf("connection failed: %v", err)}
+}
+
+// claimsChallenge extracts the claims parameter of a Bearer challenge (Continuous Access Evaluation).
+func claimsChallenge(values []string) string {
+	for _, v := range values {
+		i := strings.Index(v, `claims="`)
+		if i < 0 {
+			continue
+		}
+		rest := v[i+len(`claims="`):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 {
+			return rest[:j]
+		}
+	}
+	return ""
+}
+
+func callName(cmdlet, identity string) string {
+	if identity != "" {
+		return fmt.Sprintf("%s %q", cmdlet, identity)
+	}
+	return cmdlet
+}
+
+func sameOrSubHost(u, base *url.URL) bool {
+	h, b := strings.ToLower(u.Host), strings.ToLower(base.Host)
+	return h == b || strings.HasSuffix(h, "."+b)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
