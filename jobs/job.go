@@ -27,6 +27,9 @@ type Description struct {
 	Reads []Query
 	// NeedsDirectory asks the executor for Graph's view of the directory (Tenant.Directory).
 	NeedsDirectory bool
+	// GroupMembers are groups (object ids) whose direct members the executor reads into
+	// Tenant.GroupMembers before Plan, through Microsoft Graph (mailbox-license reads its licensing group).
+	GroupMembers []string
 	// Permissions are the application permissions (app roles) the job's identity needs.
 	Permissions []Permission
 	// Needs are other things the job depends on, for people (DNS lookups of MX records).

@@ -27,6 +27,9 @@ type Tenant struct {
 	AcceptedDomains    []exo.AcceptedDomain
 	// Directory is what Graph shows; loaded only for jobs whose Description sets NeedsDirectory.
 	Directory *directory.Snapshot
+	// GroupMembers holds the direct member ids (lower case) of the groups a job declares in
+	// Description.GroupMembers, by lower-case group id.
+	GroupMembers map[string][]string
 }
 
 // DirectoryReader gives the executor Graph's view of the directory. internal/graph implements it; the

@@ -88,7 +88,9 @@ func changeState(s executor.Status) (store.ChangeState, bool) {
 		return store.ChangeStateVerified, true
 	case executor.StatusFailed:
 		return store.ChangeStateFailed, true
-	case executor.StatusSkipped:
+	case executor.StatusSkipped, executor.StatusUnchanged:
+		// Unchanged: the service said the value was already there, so nothing was written and a revert
+		// must leave it alone, like a change never sent. The error text says which.
 		return store.ChangeStateSkipped, true
 	}
 	return "", false

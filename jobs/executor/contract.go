@@ -80,23 +80,27 @@ func readsWritten(q jobs.Query, changes []ChangeResult, idx []int) bool {
 type sendResult struct {
 	requestID string
 	err       error
+	// unchanged: the service said the write's effect was already in place (err says how).
+	unchanged bool
 }
 
 // send writes the changes at idx: Exchange changes in one $batch run (the exo client splits and paces it),
-// Graph changes one call each through the GraphWriter. Results are in idx order.
+// Graph changes one call each through the GraphWriter (graph.go). Results are in idx order.
 func (e *Executor) send(ctx context.Context, changes []ChangeResult, idx []int) []sendResult {
 	out := make([]sendResult, len(idx))
 	var cmds []exo.Command
 	var exIdx []int
+	var graphIdx []int
 	for k, i := range idx {
 		c := changes[i].Change
 		if c.IsGraph() {
-			out[k].err = e.sendGraph(ctx, c)
+			graphIdx = append(graphIdx, k)
 			continue
 		}
 		cmds = append(cmds, writeCommand(c))
 		exIdx = append(exIdx, k)
 	}
+	e.sendGraph(ctx, changes, idx, graphIdx, out)
 	if len(cmds) == 0 {
 		return out
 	}
@@ -114,32 +118,4 @@ func (e *Executor) send(ctx context.Context, changes []ChangeResult, idx []int) 
 		}
 	}
 	return out
-}
-
-// sendGraph makes one Graph change (checked against the declaration and e.Graph before the run started).
-func (e *Executor) sendGraph(ctx context.Context, c jobs.Change) error {
-	switch c.Graph {
-	case jobs.GraphGroupMember:
-		if c.Params[0].To.AsBool() {
-			return e.Graph.AddGroupMember(ctx, c.Group.ID, c.Object.ID)
-		}
-		return e.Graph.RemoveGroupMember(ctx, c.Group.ID, c.Object.ID)
-	}
-	return fmt.Errorf("the executor cannot send Graph operation %q", c.Graph)
-}
-
-// observeGraph reads what a Graph change wrote.
-func (e *Executor) observeGraph(ctx context.Context, c jobs.Change) Observation {
-	if e.Graph == nil {
-		return Observation{Err: fmt.Errorf("%s on %s cannot be read: no Graph writer is configured", c.Operation(), c.Object.ID)}
-	}
-	switch c.Graph {
-	case jobs.GraphGroupMember:
-		member, err := e.Graph.IsGroupMember(ctx, c.Group.ID, c.Object.ID)
-		if err != nil {
-			return Observation{Err: err}
-		}
-		return Observation{Found: true, Values: map[string]jobs.Value{jobs.MemberParam: jobs.Bool(member)}}
-	}
-	return Observation{Err: fmt.Errorf("the executor cannot read Graph operation %q", c.Graph)}
 }

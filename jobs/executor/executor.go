@@ -32,20 +32,15 @@ const (
 	StatusFailed     Status = "failed"     // the write was refused or the read-back disagreed
 	StatusSkipped    Status = "skipped"    // not attempted: the run stopped (breaker, cancellation)
 	StatusUnverified Status = "unverified" // written, but the read-back itself failed
+	// StatusUnchanged: sent, and the service answered that its effect was already in place (a member added
+	// twice). Nothing was written, so a revert leaves it alone.
+	StatusUnchanged Status = "unchanged"
 )
 
 // Client is what the executor needs from the EXO client: paged reads and batched writes.
 type Client interface {
 	jobs.Reader
 	Batch(ctx context.Context, cmds []exo.Command) []exo.BatchResult
-}
-
-// GraphWriter is what the executor needs from the Graph client to make, read back and revert Graph changes.
-// internal/graph implements it; the interface lives here so that jobs never compiles msgraph-sdk-go.
-type GraphWriter interface {
-	AddGroupMember(ctx context.Context, group, member string) error
-	RemoveGroupMember(ctx context.Context, group, member string) error
-	IsGroupMember(ctx context.Context, group, member string) (bool, error)
 }
 
 // Progress is told how a long run advances; the CLI draws it on a TTY.
@@ -154,6 +149,9 @@ type ChangeResult struct {
 	Status    Status
 	Error     string
 	RequestID string
+	// Note is what a person should know about a change that did not fail it: a group membership verified
+	// whose licences have not reached the member yet.
+	Note string `json:",omitempty"`
 	// Err is the typed error behind Error, for callers that branch (not serialised).
 	Err error `json:"-"`
 
@@ -262,6 +260,9 @@ func (e *Executor) Plan(ctx context.Context, job jobs.Job) (*Run, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", job.Name(), err)
+	}
+	if err := e.loadGroupMembers(ctx, job.Name(), d.GroupMembers, t); err != nil {
+		return nil, err
 	}
 	if d.NeedsDirectory {
 		if e.Directory == nil {
@@ -451,6 +452,10 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 			cr := &s.Changes[idx[i]]
 			attempted++
 			cr.RequestID = res.requestID
+			if res.unchanged {
+				cr.Status, cr.Err, cr.Error = StatusUnchanged, res.err, "nothing written: "+res.err.Error()
+				continue
+			}
 			if res.err != nil {
 				failed++
 				cr.Status, cr.Err, cr.Error = StatusFailed, res.err, res.err.Error()
@@ -503,6 +508,7 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 	ctx, cancel := graceful(ctx, e.stopGrace())
 	defer cancel()
 	defer e.journalOutcomes(ctx, s, idx)
+	defer e.checkGroupLicenses(ctx, s, idx)
 	if e.Progress != nil {
 		e.Progress.Phase("verifying", len(idx))
 		defer e.Progress.Done()
