@@ -89,3 +89,16 @@ func (c planCatalog) mailboxPlan(u *directory.User) string {
 	}
 	return ""
 }
+
+// MailboxPlans classifies a tenant's service plans the way the licence audit does, for remediation jobs that
+// act on licence state (jobs/mailboxlicense): one table of Exchange mailbox plans in the library.
+type MailboxPlans struct{ c planCatalog }
+
+// NewMailboxPlans builds the classification from the fixed table and the names the tenant's SKUs give.
+func NewMailboxPlans(skus []directory.SubscribedSKU) MailboxPlans {
+	return MailboxPlans{c: newPlanCatalog(skus)}
+}
+
+// Of returns the name of the user's first active Exchange mailbox plan, "" when it holds none
+// (EXCHANGE_S_FOUNDATION and archive plans never count; Enabled and Warning are active).
+func (m MailboxPlans) Of(u *directory.User) string { return m.c.mailboxPlan(u) }
