@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/exo-worker/worker/internal/sim/tenant"
@@ -61,6 +62,11 @@ func (s *Service) routeMembership(req graphReq, segs []string) (graphResp, *grap
 	switch {
 	case len(segs) >= 3 && strings.EqualFold(segs[0], "groups") && strings.EqualFold(segs[2], "members"):
 		gid := segs[1]
+		if req.method != http.MethodGet {
+			if gerr := s.authorizeMemberWrite(req.header); gerr != nil {
+				return graphResp{}, gerr, true
+			}
+		}
 		switch {
 		case len(segs) == 4 && segs[3] == "$ref" && req.method == http.MethodPost:
 			resp, err := s.addMember(gid, req.body)
@@ -238,4 +244,24 @@ func (s *Service) memberOfOne(req graphReq, uid, gid string) (graphResp, *graphE
 	}
 	body := append(jobj{{"@odata.context", req.base + "/v1.0/$metadata#directoryObjects/$entity"}}, v...)
 	return graphResp{status: 200, body: body}, nil
+}
+
+// memberWriteRoles are the application permissions that allow changing a group's members.
+var memberWriteRoles = []string{"GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"}
+
+// authorizeMemberWrite refuses a membership write by a directory app (one worker setup created) without a
+// permission to make it, as Graph does (403 Authorization_RequestDenied). The simulated worker app and
+// delegated admin tokens keep their grants; $batch items carry no token of their own and were authorized
+// with their envelope.
+func (s *Service) authorizeMemberWrite(h http.Header) *graphErr {
+	c, err := s.auth.BearerClaims(&http.Request{Header: h}, graphAudience)
+	if err != nil || c.Builtin || c.User {
+		return nil
+	}
+	for _, r := range memberWriteRoles {
+		if slices.Contains(c.Roles, r) {
+			return nil
+		}
+	}
+	return &graphErr{status: http.StatusForbidden, code: "Authorization_RequestDenied", msg: "Insufficient privileges to complete the operation."}
 }

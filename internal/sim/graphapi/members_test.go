@@ -146,3 +146,18 @@ func TestGraphGroupLicensingLag(t *testing.T) {
 		t.Fatalf("group assignedLicenses %s", r.raw)
 	}
 }
+
+func TestGraphMembershipWriteNeedsItsPermission(t *testing.T) {
+	s, g, todo := licensingSim(t)
+	c := newGraphCaller(t, s)
+	// An app other than the simulated worker, holding the read roles only (what an app setup made without
+	// the mailbox-license job would hold).
+	c.token = s.Authority().IssueToken(graphAudience, "0f0f0f0f-1111-2222-3333-444444444444", 0)
+	wantGraphError(t, c.send(http.MethodPost, s.URL+"/v1.0/groups/"+g.ID+"/members/$ref", refBody(todo[0].ID)), 403, "Authorization_RequestDenied")
+	if s.Tenant().IsMember(g.ID, todo[0].ID) {
+		t.Fatal("a refused write changed the membership")
+	}
+	if r := c.get("/v1.0/users/" + todo[0].ID + "/memberOf/" + g.ID); r.status != 404 {
+		t.Fatalf("reading the membership with read roles: %d %s", r.status, r.raw)
+	}
+}
