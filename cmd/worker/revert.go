@@ -66,12 +66,20 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 		return withCode(executor.ExitUsage, err)
 	}
 	defer func() { _ = st.Close() }()
-	client, err := newEXOClient(cfg, g.log)
+	conn, err := connect(cfg, g.log, nil)
+	if err != nil {
+		return err
+	}
+	client, err := conn.exo()
 	if err != nil {
 		return err
 	}
 	ex := &executor.Executor{Client: client, Log: g.log.Named("executor"), Journal: daemon.NewJournal(st),
 		Exceptions: configExceptions(cfg)}
+	// A revert of a Graph-writing job (mailbox-license) reads and writes group memberships.
+	if err := conn.graphExecutor(ex); err != nil {
+		return err
+	}
 	reg, err := newRegistry(cfg)
 	if err != nil {
 		return err

@@ -102,6 +102,9 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 		return err
 	}
 	ex := &executor.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	if err := conn.graphExecutor(ex); err != nil {
+		return err
+	}
 	if job.Describe().NeedsDirectory {
 		if ex.Directory, err = conn.directory(); err != nil {
 			return err

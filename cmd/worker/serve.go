@@ -122,6 +122,9 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if ex.Directory, err = conn.directory(); err != nil {
 		return err
 	}
+	if err := conn.graphExecutor(ex); err != nil {
+		return err
+	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
 		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart})
 	if err != nil {

@@ -71,6 +71,7 @@ type tenantConn struct {
 	hc   *http.Client
 	cred azcore.TokenCredential
 	log  *zap.Logger
+	gc   *graph.Client // built on first use
 }
 
 // connect builds the tenant connection from the configuration; m may be nil (no metrics).
@@ -113,16 +114,40 @@ func (t *tenantConn) exo() (*exo.Client, error) {
 	return c, nil
 }
 
-// directory is what an executor running audits needs: Graph's view of the directory, with the MX records of
-// the tenant's domains resolved through tenant.dns_server (empty: the system resolver). Building it sends
-// no request.
-func (t *tenantConn) directory() (jobs.DirectoryReader, error) {
+// graph returns the tenant's one Graph client (built on first use; building it sends no request): the
+// directory reads of audits and the Graph writes of remediation jobs share its token and throttle state.
+func (t *tenantConn) graph() (*graph.Client, error) {
+	if t.gc != nil {
+		return t.gc, nil
+	}
 	gc, err := graph.New(graph.Options{BaseURL: t.ep.GraphURL, Scopes: []string{t.ep.GraphScope}, Credential: t.cred,
 		HTTPClient: t.hc, Logger: t.log.Named("graph")})
 	if err != nil {
 		return nil, withCode(executor.ExitUsage, err)
 	}
+	t.gc = gc
+	return gc, nil
+}
+
+// directory is what an executor running audits needs: Graph's view of the directory, with the MX records of
+// the tenant's domains resolved through tenant.dns_server (empty: the system resolver). Building it sends
+// no request.
+func (t *tenantConn) directory() (jobs.DirectoryReader, error) {
+	gc, err := t.graph()
+	if err != nil {
+		return nil, err
+	}
 	return audit.WithMX(gc, &mx.Resolver{Server: t.cfg.Tenant.DNSServer}), nil
+}
+
+// graphExecutor gives ex what Graph-writing jobs (mailbox-license) need: the Graph client as its writer.
+func (t *tenantConn) graphExecutor(ex *executor.Executor) error {
+	gc, err := t.graph()
+	if err != nil {
+		return err
+	}
+	ex.Graph = gc
+	return nil
 }
 
 // tokenCheck asks for an EXO token: the readiness probe of the daemon.
