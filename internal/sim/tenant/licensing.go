@@ -38,14 +38,19 @@ func (g *generator) seedLicensing(mix LicensingMix) {
 	if err := g.t.SetGroupLicenses(group.ID, License{SkuID: SkuExchangeStandard}); err != nil {
 		panic(err) // the default SKUs hold EXCHANGESTANDARD; anything else is a generator bug
 	}
+	// The licence audit reports every migrated mailbox without a mailbox plan (mailbox-unlicensed).
+	ds := defectSideOf(g.t)
 	for range mix.Unlicensed {
-		g.add(g.unlicensed(g.mailbox()))
+		o := g.unlicensed(g.mailbox())
+		g.add(o)
+		ds.expect(Expected{Rule: "mailbox-unlicensed", ObjectID: o.ID})
 	}
 	for range mix.FoundationOnly {
 		o := g.unlicensed(g.mailbox())
 		o.AssignedLicenses = []License{{SkuID: SkuEMSPremium}}
 		o.AssignedPlans = []Plan{{AssignedDateTime: o.WhenCreated, CapabilityStatus: "Enabled", Service: "exchange", ServicePlanID: PlanExchangeFoundation}}
 		g.add(o)
+		ds.expect(Expected{Rule: "mailbox-unlicensed", ObjectID: o.ID})
 	}
 	for range mix.GroupLicensed {
 		o := g.unlicensed(g.mailbox())
