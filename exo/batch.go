@@ -118,7 +118,9 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 				if sr.Status == http.StatusTooManyRequests {
 					c.throttled.Add(1)
 					throttledHere = true
-					throttleWait = max(throttleWait, int64(e.RetryAfter))
+					if e.RetryAfter <= c.opts.MaxRetryWait {
+						throttleWait = max(throttleWait, int64(e.RetryAfter))
+					}
 				} else {
 					accepted++
 				}
@@ -129,9 +131,12 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 				needRefresh = true
 				it.attempts-- // the refresh retry is not part of the retry budget
 				retry = append(retry, it)
+			case e.RetryAfter > c.opts.MaxRetryWait:
+				// The service asked for longer than the policy waits (internal/retry): report it.
+				results[it.index].Err = e
 			case e.Retryable() && it.attempts <= c.opts.MaxRetries:
 				if sr == nil || sr.Status != http.StatusTooManyRequests {
-					wait = max(wait, int64(c.backoff(it.attempts)))
+					wait = max(wait, int64(c.retry.Backoff(it.attempts)))
 				}
 				retry = append(retry, it)
 			default:
@@ -151,7 +156,7 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 		if throttledHere {
 			d := throttleWait
 			if d == 0 {
-				d = int64(c.backoff(retry[0].attempts))
+				d = int64(c.retry.Backoff(retry[0].attempts))
 			}
 			c.lim.throttled(sentAt, time.Duration(d))
 		}

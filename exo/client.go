@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/exo-worker/worker/internal/retry"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 )
@@ -71,6 +72,9 @@ type Options struct {
 	// that have no Retry-After; defaults 1 s and 30 s.
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
+	// MaxRetryWait is the longest Retry-After the client waits; when the service asks for longer, the call
+	// ends with its error (RetryAfter says how long) instead. Default 5 minutes. See internal/retry.
+	MaxRetryWait time.Duration
 	// Clock is the time source of every wait; default the wall clock.
 	Clock Clock
 }
@@ -79,6 +83,7 @@ type Options struct {
 // share one concurrency bound and one learning rate limiter, since the service budgets per tenant.
 type Client struct {
 	opts      Options
+	retry     retry.Policy
 	base      *url.URL
 	invokeURL string
 	batchURL  string
@@ -174,6 +179,9 @@ func New(o Options) (*Client, error) {
 	if o.RetryMaxDelay < o.RetryBaseDelay {
 		o.RetryMaxDelay = o.RetryBaseDelay
 	}
+	if o.MaxRetryWait <= 0 {
+		o.MaxRetryWait = retry.DefaultMaxWait
+	}
 	if o.Clock == nil {
 		o.Clock = wallClock{}
 	}
@@ -192,6 +200,7 @@ func New(o Options) (*Client, error) {
 	root := u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/") + "/adminapi/beta/" + tenantSeg
 	c := &Client{
 		opts:      o,
+		retry:     retry.Policy{Base: o.RetryBaseDelay, Max: o.RetryMaxDelay, MaxWait: o.MaxRetryWait},
 		base:      u,
 		invokeURL: root + "/InvokeCommand",
 		batchURL:  root + "/$batch",

@@ -439,6 +439,54 @@ func TestRetryBudgetExhausted(t *testing.T) {
 	}
 }
 
+// recordingClock is the wall clock, except that it records the waits asked of it instead of sleeping.
+type recordingClock struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (c *recordingClock) Now() time.Time { return time.Now() }
+func (c *recordingClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.waits = append(c.waits, d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+// TestRetryAfterBeyondTheLimitEndsTheCall: a Retry-After longer than MaxRetryWait (the tenant's budget is
+// 1 request per 1000 s) is neither waited nor ignored: the call ends at once with the throttling error,
+// which carries the service's Retry-After (internal/retry's policy).
+func TestRetryAfterBeyondTheLimitEndsTheCall(t *testing.T) {
+	clk := &recordingClock{}
+	e := start(t, sim.Options{Scenario: scenario(2), Faults: sim.Faults{ThrottleBudget: 0.001, ThrottleBurst: 1}},
+		func(o *exo.Options) { o.Clock = clk; o.MaxRetryWait = time.Minute })
+	cmd := exo.Command{Name: "Get-AcceptedDomain"}
+	if _, err := e.client.Invoke(ctxT(t), cmd); err != nil {
+		t.Fatalf("first call (within the burst): %v", err)
+	}
+	_, err := e.client.Invoke(ctxT(t), cmd)
+	var xe *exo.Error
+	if !errors.As(err, &xe) || xe.Kind != exo.KindThrottled || xe.HTTPStatus != 429 {
+		t.Fatalf("err = %v, want the 429", err)
+	}
+	if xe.RetryAfter < 900*time.Second || xe.RetryAfter > 1000*time.Second {
+		t.Errorf("RetryAfter = %v, want the service's ~1000 s", xe.RetryAfter)
+	}
+	if !strings.Contains(err.Error(), "retry after") {
+		t.Errorf("Error() does not say how long the service asks to wait: %s", err)
+	}
+	if n := len(invokeCalls(e.srv, "Get-AcceptedDomain")); n != 2 {
+		t.Errorf("%d requests, want 2 (no retry)", n)
+	}
+	clk.mu.Lock()
+	defer clk.mu.Unlock()
+	for _, w := range clk.waits {
+		if w >= time.Minute {
+			t.Errorf("the client waited %v", w)
+		}
+	}
+}
+
 func TestTokenRefreshOn401(t *testing.T) {
 	e := start(t, sim.Options{Scenario: scenario(2)}, nil)
 	ctx := ctxT(t)

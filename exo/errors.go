@@ -9,11 +9,12 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/exo-worker/worker/internal/retry"
 )
 
 // Kind is what a caller branches on when an Exchange Online call fails. It also implements error, so that
@@ -87,7 +88,7 @@ type Error struct {
 	Code       string        // error.code, e.g. NotFound, BadRequest
 	RequestID  string        // response header request-id
 	BETarget   string        // response header X-CalculatedBETarget (the mailbox server that ran the cmdlet)
-	RetryAfter time.Duration // from Retry-After, when the service sent one
+	RetryAfter time.Duration // from Retry-After, when the service sent one (internal/retry reads it)
 	Attempts   int           // how many times the request was sent before giving up (0 or 1 = once)
 	Err        error         // the underlying cause for transport failures (reset, EOF, invalid JSON)
 }
@@ -123,6 +124,9 @@ func (e *Error) Error() string {
 	}
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, ", after %d attempts", e.Attempts)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, ", the service asks to retry after %s", e.RetryAfter)
 	}
 	b.WriteString(")")
 	return b.String()
@@ -217,7 +221,7 @@ func parseErrorResponse(status int, h http.Header, body []byte) *Error {
 	if h != nil {
 		e.RequestID = h.Get("request-id")
 		e.BETarget = h.Get("X-CalculatedBETarget")
-		if d, ok := parseRetryAfter(h.Get("Retry-After"), time.Now()); ok {
+		if d, ok := retry.ParseRetryAfter(h.Get("Retry-After"), time.Now()); ok {
 			e.RetryAfter = d
 		}
 	}
@@ -493,50 +497,3 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
-
-// parseRetryAfter reads Retry-After as seconds (fractional allowed, as the module parses it) or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if isNumber(v) {
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, false
-		}
-		if secs > maxRetryAfter.Seconds() {
-			return maxRetryAfter, true
-		}
-		return time.Duration(secs * float64(time.Second)), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return min(d, maxRetryAfter), true
-	}
-	return 0, false
-}
-
-func isNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	dot := false
-	for i, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-		case r == '.' && !dot:
-			dot = true
-		case r == '+' && i == 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// maxRetryAfter caps a server-requested wait so that a bogus header cannot park the worker for hours.
-const maxRetryAfter = 5 * time.Minute

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,7 +37,8 @@ type request struct {
 }
 
 // send transmits r until it succeeds, fails for good, or the retry budget is spent. It owns the rules of
-// research §7: Retry-After on 429, capped exponential backoff with jitter on 5xx/transient/reset/truncation,
+// research §7: Retry-After on 429, capped exponential backoff with jitter on 5xx/transient/reset/truncation
+// (both by internal/retry's policy),
 // one token refresh on 401, the concurrency bound and the rate limiter.
 func (c *Client) send(ctx context.Context, r *request) error {
 	refreshed := false
@@ -73,17 +73,21 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		if !e.Retryable() || attempt > c.opts.MaxRetries {
 			return e.public()
 		}
+		// The shared policy (internal/retry): the service's Retry-After up to MaxRetryWait, else backoff; a
+		// longer Retry-After ends the call with the service's error.
+		var retryAfter time.Duration
+		if e.HTTPStatus == http.StatusTooManyRequests || e.Kind == KindThrottled {
+			retryAfter = e.RetryAfter
+		}
+		wait, ok := c.retry.Wait(attempt, retryAfter)
+		if !ok {
+			return e.public()
+		}
 		c.retries.Add(1)
-		wait := c.backoff(attempt)
 		if e.HTTPStatus == http.StatusTooManyRequests {
-			// The limiter pauses every sender until Retry-After and lowers the pace; wait there.
-			if e.RetryAfter > 0 {
-				wait = e.RetryAfter
-			}
+			// The limiter pauses every sender until then and lowers the pace; wait there.
 			c.lim.throttled(r.sentAt, wait)
 			wait = 0
-		} else if e.Kind == KindThrottled && e.RetryAfter > 0 {
-			wait = e.RetryAfter
 		}
 		c.log.Debug("exo: retrying", zap.String("cmdlet", r.cmdlet), zap.String("identity", r.identity),
 			zap.Int("attempt", attempt), zap.String("kind", e.Kind.String()), zap.Int("status", e.HTTPStatus),
@@ -196,16 +200,6 @@ func (c *Client) setHeaders(h http.Header, token, crid string) {
 	// Asking for gzip ourselves stops net/http from decoding transparently, so a body mislabeled as gzip
 	// (seen on EXO error responses) reaches the parser instead of failing in the transport.
 	h.Set("Accept-Encoding", "gzip")
-}
-
-// backoff is capped exponential with jitter: base·2^(attempt-1), capped, then a random 50–100 % of it.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.opts.RetryBaseDelay
-	for i := 1; i < attempt && d < c.opts.RetryMaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.RetryMaxDelay)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // transportError classifies a failed round trip: certificate problems are permanent, everything else

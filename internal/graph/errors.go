@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exo-worker/worker/internal/retry"
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 )
@@ -158,7 +159,7 @@ func mapError(resource string, err error) error {
 		if out.RequestID == "" {
 			out.RequestID = first(hdr.Get("request-id"))
 		}
-		out.RetryAfter = parseRetryAfter(first(hdr.Get("Retry-After")), time.Now())
+		out.RetryAfter, _ = retry.ParseRetryAfter(first(hdr.Get("Retry-After")), time.Now())
 	}
 	return out
 }
@@ -169,7 +170,7 @@ func batchItemError(resource string, status int, headers map[string]string, body
 	for k, v := range headers {
 		switch strings.ToLower(k) {
 		case "retry-after":
-			out.RetryAfter = parseRetryAfter(v, time.Now())
+			out.RetryAfter, _ = retry.ParseRetryAfter(v, time.Now())
 		case "request-id":
 			out.RequestID = v
 		}
@@ -194,25 +195,6 @@ func batchItemError(resource string, status int, headers map[string]string, body
 		}
 	}
 	return out
-}
-
-// parseRetryAfter reads Retry-After as seconds (fractions kept, unlike the SDK's retry handler) or as an
-// HTTP date; 0 when absent or unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(f > 0 && f <= 3600) { // also false for NaN
-			return 0
-		}
-		return time.Duration(f * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 func deref[T any](p *T) T {

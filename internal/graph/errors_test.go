@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -82,41 +81,6 @@ func TestDeltaExpired(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"3", 3 * time.Second},
-		{" 0.5 ", 500 * time.Millisecond},
-		{"-1", 0},
-		{"99999", 0},
-		{"soon", 0},
-		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-	}
-	for _, tc := range tests {
-		if got := parseRetryAfter(tc.in, now); got != tc.want {
-			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "1", "2.5", "NaN", "Inf", "-0", "1e308", "Mon, 02 Jan 2006 15:04:05 GMT", "\x00"} {
-		f.Add(s)
-	}
-	now := time.Now()
-	f.Fuzz(func(t *testing.T, s string) {
-		d := parseRetryAfter(s, now)
-		if d < 0 || d > time.Hour && !strings.Contains(s, ",") {
-			t.Fatalf("%q: %v", s, d)
-		}
-	})
-}
-
 func TestBatchItemError(t *testing.T) {
 	msg, code := "Too many requests.", "TooManyRequests"
 	body := map[string]any{"error": map[string]any{"code": &code, "message": &msg,
@@ -127,14 +91,5 @@ func TestBatchItemError(t *testing.T) {
 	}
 	if ge := batchItemError("domains", 500, nil, nil); ge.Status != 500 || ge.Code != "" {
 		t.Fatalf("%+v", ge)
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	for n := range 20 {
-		d := backoff(n)
-		if d <= 0 || d > 30*time.Second {
-			t.Fatalf("backoff(%d) = %v", n, d)
-		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/exo-worker/worker/internal/retry"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
@@ -59,7 +60,8 @@ type Options struct {
 	PageSize int
 	// MaxRetries bounds retries of one request on 429, 503, 504 and connection errors; default 5.
 	MaxRetries int
-	// MaxRetryWait caps one wait; a Retry-After longer than this fails the request instead. Default 2 minutes.
+	// MaxRetryWait caps one wait; a Retry-After longer than this fails the request instead (its RetryAfter
+	// says how long Graph asked for). Default retry.DefaultMaxWait (5 minutes), as the Exchange client.
 	MaxRetryWait time.Duration
 	// ValidHosts are further hosts the token may be sent to (the BaseURL host always may).
 	ValidHosts []string
@@ -127,12 +129,10 @@ func New(opts Options) (*Client, error) {
 	if parent == nil {
 		parent = khttp.GetDefaultTransport()
 	}
-	rt := &retryTransport{next: parent, maxRetries: opts.MaxRetries, maxWait: opts.MaxRetryWait, log: log}
+	rt := &retryTransport{next: parent, maxRetries: opts.MaxRetries, log: log,
+		policy: retry.Policy{Base: 500 * time.Millisecond, Max: 30 * time.Second, MaxWait: opts.MaxRetryWait}}
 	if rt.maxRetries <= 0 {
 		rt.maxRetries = 5
-	}
-	if rt.maxWait <= 0 {
-		rt.maxWait = 2 * time.Minute
 	}
 	hc := &http.Client{
 		Transport: khttp.NewCustomTransportWithParentTransport(rt, middlewares()...),

@@ -207,11 +207,8 @@ func (c *Client) domainsAndSKUs(ctx context.Context, wantDomains, wantSKUs bool)
 				if status == 429 {
 					c.rt.throttled.Add(1)
 				}
-				w := ge.RetryAfter
-				if w == 0 {
-					w = backoff(attempt)
-				}
-				if !retryable(status) || attempt >= c.rt.maxRetries || w > c.rt.maxWait {
+				w, ok := c.rt.policy.Wait(attempt+1, ge.RetryAfter)
+				if !retryable(status) || attempt >= c.rt.maxRetries || !ok {
 					return nil, nil, ge
 				}
 				c.rt.retries.Add(1)

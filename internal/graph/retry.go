@@ -4,25 +4,26 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/exo-worker/worker/internal/retry"
 	"go.uber.org/zap"
 )
 
 // retryTransport sits below the SDK's middleware (so it sees each real attempt, with the token and the
 // gzipped body already in place) and retries 429, 503, 504 and connection errors a bounded number of times,
-// waiting as long as Retry-After says (fractions kept) or with capped exponential backoff and jitter. It
+// waiting as the shared policy says (internal/retry: Retry-After, fractions kept, up to MaxRetryWait, else
+// capped exponential backoff with jitter from 0.5 s). It
 // replaces kiota's retry handler, which panics when given options without ShouldRetry, truncates Retry-After
 // to whole seconds and cannot count what it did.
 type retryTransport struct {
 	next       http.RoundTripper
 	maxRetries int
-	maxWait    time.Duration
+	policy     retry.Policy // internal/retry: Retry-After up to policy.MaxWait, else backoff
 	log        *zap.Logger
 
 	requests, retries, throttled atomic.Int64
@@ -30,14 +31,6 @@ type retryTransport struct {
 
 func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
-}
-
-// backoff is the wait before retry n (0-based) when the service named none: 0.5s·2^n capped at 30s, with
-// jitter in the upper half so that many clients do not retry in step.
-func backoff(n int) time.Duration {
-	d := 500 * time.Millisecond << min(n, 6)
-	d = min(d, 30*time.Second)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // replayable reports whether a request may be sent again after a connection error, when the service may have
@@ -76,7 +69,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ctx.Err() != nil || attempt >= rt.maxRetries || !replayable(req) {
 				return nil, err
 			}
-			wait, why = backoff(attempt), err.Error()
+			wait, why = rt.policy.Backoff(attempt+1), err.Error()
 		case retryable(resp.StatusCode):
 			if resp.StatusCode == http.StatusTooManyRequests {
 				rt.throttled.Add(1)
@@ -84,13 +77,12 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if attempt >= rt.maxRetries {
 				return resp, nil
 			}
-			wait = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			if wait == 0 {
-				wait = backoff(attempt)
-			}
-			if wait > rt.maxWait {
+			ra, _ := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			w, ok := rt.policy.Wait(attempt+1, ra)
+			if !ok {
 				return resp, nil // the caller's error then carries the RetryAfter Graph asked for
 			}
+			wait = w
 			why = resp.Status
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			_ = resp.Body.Close()
