@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,5 +273,53 @@ func TestMailboxLicenseUndeclaredGroupRefusedBeforeAnyRequest(t *testing.T) {
 	}
 	if n := len(e.srv.Log.Entries()) - before; n != 0 || e.srv.Tenant().IsMember(other.ID, c.Object.ID) {
 		t.Fatalf("%d requests reached the tenant after the refusal", n)
+	}
+}
+
+func TestMailboxLicenseRevertLeavesAnAlreadyMemberAnswerAlone(t *testing.T) {
+	e := newLicenseEnv(t)
+	cx := ctx(t)
+	truth := e.srv.Tenant().UnlicensedMigratedMailboxes()
+	// Someone else adds one of the planned users while the run's writes are under way: the run's own add of
+	// that user gets the service's "already a member" answer.
+	raced := strings.ToLower(truth[0].ID)
+	var once sync.Once
+	e.srv.InjectGraphFault(sim.GraphFault{Status: 500, Times: 1 << 30, Match: func(r sim.GraphRequest) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/members/$ref") {
+			once.Do(func() { _ = e.srv.Tenant().AddMember(e.group.ID, raced) })
+		}
+		return false // never answers with the fault itself
+	}})
+	rec, sum, err := e.d.RunNow(cx, e.job, executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 100, MaxChangePercent: 100}, "test", store.TriggerCLI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := 0
+	for _, cr := range sum.Changes {
+		if cr.Status == executor.StatusUnchanged {
+			unchanged++
+			if !strings.EqualFold(cr.Object.ID, raced) || !strings.Contains(cr.Error, "nothing written") {
+				t.Fatalf("%s recorded unchanged (%s), want only %s", cr.Object.ID, cr.Error, raced)
+			}
+		}
+	}
+	if unchanged != 1 || sum.Failed != 0 || sum.Verified != len(truth)-1 {
+		t.Fatalf("unchanged %d, failed %d, verified %d: %+v", unchanged, sum.Failed, sum.Verified, sum.Changes)
+	}
+	writes := len(memberWrites(e.srv))
+	rep, err := e.d.Revert(cx, rec.ID, "test", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range memberWrites(e.srv)[writes:] {
+		if strings.Contains(strings.ToLower(w.Path), raced) {
+			t.Fatalf("revert removed %s, whose add the service answered as already done", raced)
+		}
+	}
+	if !e.srv.Tenant().IsMember(e.group.ID, raced) {
+		t.Fatal("the membership someone else made is gone after the revert")
+	}
+	if rep.Summary.Verified != len(truth)-1 {
+		t.Fatalf("revert verified %d, want %d", rep.Summary.Verified, len(truth)-1)
 	}
 }
