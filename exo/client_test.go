@@ -712,3 +712,44 @@ func TestNewValidatesOptions(t *testing.T) {
 		t.Errorf("bad $select name: %v", err)
 	}
 }
+
+// TestSyncOwnedAgreesWithTheSimulator: every parameter exo.SyncOwned owns is refused by the simulator on a
+// dir-synced mail user with Exchange's write-scope text, which the client classifies as
+// KindDirSyncWriteRefused; a parameter it does not own (UseMapiRichTextFormat) is written.
+func TestSyncOwnedAgreesWithTheSimulator(t *testing.T) {
+	e := start(t, sim.Options{Scenario: scenario(2)}, nil)
+	meus := e.srv.Tenant().InScopeMEUs()
+	if len(meus) == 0 {
+		t.Fatal("no dir-synced mail user in the scenario")
+	}
+	target := meus[0]
+	value := func(p string) any {
+		switch p {
+		case "HiddenFromAddressListsEnabled", "ModerationEnabled", "RequireSenderAuthenticationEnabled":
+			return true
+		case "EmailAddresses", "AcceptMessagesOnlyFrom", "AcceptMessagesOnlyFromDLMembers", "AcceptMessagesOnlyFromSendersOrMembers",
+			"RejectMessagesFrom", "RejectMessagesFromDLMembers", "RejectMessagesFromSendersOrMembers", "GrantSendOnBehalfTo",
+			"ModeratedBy", "MailTipTranslations":
+			return []string{"SMTP:someone@contoso.com"}
+		}
+		return "x"
+	}
+	params := exo.SyncOwnedParams("Set-MailUser")
+	for _, p := range params {
+		_, err := e.client.Invoke(ctxT(t), exo.Command{Name: "Set-MailUser", Params: map[string]any{"Identity": target.ID, p: value(p)}})
+		var xe *exo.Error
+		if !errors.As(err, &xe) || xe.Kind != exo.KindDirSyncWriteRefused || !strings.Contains(xe.Message, "'"+p+"'") {
+			t.Errorf("Set-MailUser -%s on a dir-synced mail user: %v, want DirSyncWriteRefused naming the parameter", p, err)
+		}
+	}
+	if after, _ := e.srv.Tenant().Object(target.ID); !slices.Equal(after.EmailAddresses, target.EmailAddresses) || after.DisplayName != target.DisplayName {
+		t.Error("a refused write changed the object")
+	}
+	if _, owned := exo.SyncOwned("Set-MailUser", "UseMapiRichTextFormat"); owned {
+		t.Fatal("UseMapiRichTextFormat is owned by sync")
+	}
+	if _, err := e.client.Invoke(ctxT(t), exo.Command{Name: "Set-MailUser",
+		Params: map[string]any{"Identity": target.ID, "UseMapiRichTextFormat": "Always"}}); err != nil {
+		t.Errorf("a parameter sync does not own was refused: %v", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/exo-worker/worker/exo"
+
 	"github.com/exo-worker/worker/internal/sim/tenant"
 )
 
@@ -423,22 +425,11 @@ func (s *Service) runGetAcceptedDomain(c *cmdletCall, _ pageRequest) (*cmdletOut
 	return out, nil
 }
 
-// syncedMailUserParams are the Set-MailUser parameters whose attributes Entra Connect synchronizes
-// (research §5): on an IsDirSynced object EXO refuses them with the write-scope error. UseMapiRichTextFormat
+// syncedMailUserParams are the Set-MailUser parameters whose attributes Entra Connect synchronizes: on an
+// IsDirSynced object EXO refuses them with the write-scope error. They come from the exo client's sourced
+// table (exo.SyncOwned), so the simulator refuses exactly what the worker refuses to plan. UseMapiRichTextFormat
 // (mAPIRecipient) and the message-format parameters (internetEncoding) are not synced and stay writable.
-var syncedMailUserParams = func() []string {
-	p := []string{"EmailAddresses", "ExternalEmailAddress", "HiddenFromAddressListsEnabled", "DisplayName", "Alias",
-		"Name", "WindowsEmailAddress", "MicrosoftOnlineServicesID", "UserPrincipalName"}
-	for i := range 15 {
-		p = append(p, fmt.Sprintf("CustomAttribute%d", i+1))
-	}
-	for i := range 5 {
-		p = append(p, fmt.Sprintf("ExtensionCustomAttribute%d", i+1))
-	}
-	return append(p, "AcceptMessagesOnlyFrom", "AcceptMessagesOnlyFromDLMembers", "AcceptMessagesOnlyFromSendersOrMembers",
-		"RejectMessagesFrom", "RejectMessagesFromDLMembers", "RejectMessagesFromSendersOrMembers", "GrantSendOnBehalfTo",
-		"ModerationEnabled", "ModeratedBy", "RequireSenderAuthenticationEnabled", "MailTip", "MailTipTranslations")
-}()
+var syncedMailUserParams = exo.SyncOwnedParams("Set-MailUser")
 
 // mailUserEdit is a bound Set-MailUser request: only the fields it sets are non-nil.
 type mailUserEdit struct {
