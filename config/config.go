@@ -115,10 +115,50 @@ type EXO struct {
 	PageSize int `yaml:"page_size"`
 }
 
-// Store is the worker's state (runs, journal, findings).
+// Store drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Store is the worker's state (runs, journal, findings): SQLite in one file (the default, for one tenant on
+// one machine) or PostgreSQL (for a fleet of tenants and several replicas).
 type Store struct {
+	// Driver is sqlite (default) or postgres.
+	Driver string `yaml:"driver"`
 	// Path of the SQLite database; default ./data/worker.db.
 	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (URL or key=value) without a password: the password comes
+	// from DSNFile, WORKER_STORE_DSN, PGPASSWORD or ~/.pgpass, never from this file.
+	DSN string `yaml:"dsn"`
+	// DSNFile holds the whole connection string, password included (a mounted secret).
+	DSNFile string `yaml:"dsn_file"`
+	// Schema is the PostgreSQL schema for the worker's and River's tables; empty = the connection's
+	// search_path (usually public).
+	Schema string `yaml:"schema"`
+
+	// SecretDSN is the connection string from WORKER_STORE_DSN (environment only, may hold a password).
+	SecretDSN Secret `yaml:"-"`
+}
+
+// ConnString is the PostgreSQL connection string to use: WORKER_STORE_DSN, else the content of dsn_file,
+// else dsn. It is a Secret so that it cannot be logged by accident.
+func (s Store) ConnString() (Secret, error) {
+	if !s.SecretDSN.IsZero() {
+		return s.SecretDSN, nil
+	}
+	if s.DSNFile != "" {
+		b, err := os.ReadFile(s.DSNFile)
+		if err != nil {
+			return Secret{}, fmt.Errorf("store.dsn_file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return Secret{}, fmt.Errorf("store.dsn_file %s is empty: write the connection string into it", s.DSNFile)
+		}
+		return NewSecret(v), nil
+	}
+	return NewSecret(strings.TrimSpace(s.DSN)), nil
 }
 
 // Server is the daemon's HTTP listener (health, metrics, the alert webhook).
@@ -240,7 +280,7 @@ func Default() Config {
 	return Config{
 		Tenant: Tenant{Cloud: CloudGlobal},
 		EXO:    EXO{MaxConcurrency: 3, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000},
-		Store:  Store{Path: "./data/worker.db"},
+		Store:  Store{Driver: DriverSQLite, Path: "./data/worker.db"},
 		Server: Server{Listen: "127.0.0.1:8080"},
 		Log:    Log{Level: "info"},
 	}
@@ -325,6 +365,10 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
+	c.Store.Driver = strings.ToLower(strings.TrimSpace(c.Store.Driver))
+	if c.Store.Driver == "" {
+		c.Store.Driver = DriverSQLite
+	}
 	for name, jc := range c.Jobs {
 		jc.Mode = strings.ToLower(strings.TrimSpace(jc.Mode))
 		c.Jobs[name] = jc
@@ -358,6 +402,9 @@ func (c *Config) String() string {
 	}
 	if !c.Auth.CertificatePassword.IsZero() {
 		b.WriteString("# auth certificate password: set from " + envCertPassword + " (redacted)\n")
+	}
+	if !c.Store.SecretDSN.IsZero() {
+		b.WriteString("# store connection string: set from " + envStoreDSN + " (redacted)\n")
 	}
 	out, err := yaml.Marshal(c)
 	if err != nil {

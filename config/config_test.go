@@ -625,3 +625,72 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+func TestStorePostgres(t *testing.T) {
+	base := "tenant: {id: contoso.onmicrosoft.com}\nauth: {method: secret, client_id: 11111111-2222-3333-4444-555555555555}\n"
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(dsnFile, []byte("postgres://worker:from-file-pw@db:5432/w\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		yml     string
+		env     []string
+		problem want   // zero = valid
+		conn    string // the connection string when valid
+	}{
+		{name: "dsn without password", yml: "store: {driver: postgres, dsn: \"postgres://worker@db:5432/w\"}\n", conn: "postgres://worker@db:5432/w"},
+		{name: "dsn file", yml: "store: {driver: postgres, dsn_file: " + dsnFile + "}\n", conn: "postgres://worker:from-file-pw@db:5432/w"},
+		{name: "env secret", yml: "store: {driver: Postgres}\n", env: []string{"WORKER_STORE_DSN=host=db password=env-pw"}, conn: "host=db password=env-pw"},
+		{name: "no dsn", yml: "store: {driver: postgres}\n", problem: want{"store.dsn", "required with driver postgres"}},
+		{name: "password in url", yml: "store: {driver: postgres, dsn: \"postgres://worker:hunter2@db/w\"}\n", problem: want{"store.dsn", "holds a password"}},
+		{name: "password in key=value", yml: "store: {driver: postgres, dsn: \"host=db password=hunter2\"}\n", problem: want{"store.dsn", "holds a password"}},
+		{name: "two sources", yml: "store: {driver: postgres, dsn: \"postgres://db/w\", dsn_file: " + dsnFile + "}\n", problem: want{"store.dsn", "set only one of store.dsn, store.dsn_file"}},
+		{name: "empty dsn file", yml: "store: {driver: postgres, dsn_file: " + empty + "}\n", problem: want{"store.dsn_file", "is empty"}},
+		{name: "bad schema", yml: "store: {driver: postgres, dsn: \"postgres://db/w\", schema: \"Exo-Worker\"}\n", problem: want{"store.schema", "not a plain schema name"}},
+		{name: "unknown driver", yml: "store: {driver: mysql}\n", problem: want{"store.driver", `"mysql" is not a store driver`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parse([]byte(base+tc.yml), "t.yaml", append([]string{"WORKER_AUTH_CLIENT_SECRET=x"}, tc.env...))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tc.problem == (want{}) {
+				if err != nil {
+					t.Fatalf("problems: %v", err)
+				}
+				got, err := cfg.Store.ConnString()
+				if err != nil || got.Reveal() != tc.conn {
+					t.Errorf("ConnString = %q, %v; want %q", got.Reveal(), err, tc.conn)
+				}
+				for _, printed := range []string{cfg.String(), fmt.Sprintf("%+v", cfg.Store)} {
+					if strings.Contains(printed, "env-pw") {
+						t.Errorf("the connection string from the environment is printed: %s", printed)
+					}
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("err = %v, want a problem at %s", err, tc.problem.path)
+			}
+			found := false
+			for _, p := range verr.Problems {
+				if p.Path == tc.problem.path && strings.Contains(p.Message, tc.problem.text) {
+					found = true
+				}
+				if strings.Contains(p.Message, "hunter2") {
+					t.Errorf("problem repeats the password: %s", p)
+				}
+			}
+			if !found {
+				t.Errorf("problems %v, want %s: …%s…", verr.Problems, tc.problem.path, tc.problem.text)
+			}
+		})
+	}
+}

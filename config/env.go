@@ -23,7 +23,8 @@ import (
 //	log.level                  WORKER_LOG_LEVEL
 //
 // and so on. A variable wins over the file; an empty variable counts as unset. Two variables carry secrets
-// and have no file key: WORKER_AUTH_CLIENT_SECRET and WORKER_AUTH_CERTIFICATE_PASSWORD. With
+// and have no file key: WORKER_AUTH_CLIENT_SECRET and WORKER_AUTH_CERTIFICATE_PASSWORD; WORKER_STORE_DSN
+// (the PostgreSQL connection string, which may hold a password) is kept as a secret too, never printed. With
 // auth.method workload-identity, the variables the Azure workload identity webhook injects fill what is still
 // empty: AZURE_FEDERATED_TOKEN_FILE (auth.token_file), AZURE_CLIENT_ID (auth.client_id), AZURE_TENANT_ID
 // (tenant.id). Jobs and exceptions are set in the file only: their keys are names chosen by the operator,
@@ -33,6 +34,7 @@ const (
 	envPrefix       = "WORKER_"
 	envClientSecret = "WORKER_AUTH_CLIENT_SECRET"
 	envCertPassword = "WORKER_AUTH_CERTIFICATE_PASSWORD"
+	envStoreDSN     = "WORKER_STORE_DSN"
 )
 
 // EnvName is the environment variable that overrides the setting at path (e.g. "tenant.cloud").
@@ -49,7 +51,14 @@ func applyEnv(c *Config, env []string, d *decoder) {
 			vars[k] = v
 		}
 	}
+	// WORKER_STORE_DSN may carry a password: it becomes a Secret, not the printable store.dsn.
+	storeDSN, hasStoreDSN := vars[envStoreDSN]
+	delete(vars, envStoreDSN)
 	setEnvFields(reflect.ValueOf(c).Elem(), "", vars, c.env, d)
+	if hasStoreDSN {
+		c.Store.SecretDSN = NewSecret(storeDSN)
+		c.env["store.dsn"] = envStoreDSN
+	}
 	if v, ok := vars[envClientSecret]; ok {
 		c.Auth.ClientSecret = NewSecret(v)
 		c.env["auth.client_secret"] = envClientSecret

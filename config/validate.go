@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -353,9 +354,73 @@ func (v *validator) exo() {
 }
 
 func (v *validator) store() {
-	if strings.TrimSpace(v.c.Store.Path) == "" {
-		v.add("store.path", "required: the SQLite database file, e.g. ./data/worker.db")
+	s := v.c.Store
+	switch s.Driver {
+	case DriverSQLite, "":
+		if strings.TrimSpace(s.Path) == "" {
+			v.add("store.path", "required: the SQLite database file, e.g. ./data/worker.db")
+		}
+	case DriverPostgres:
+		v.storeDSN()
+		if s.Schema != "" && !schemaRE.MatchString(s.Schema) {
+			v.add("store.schema", "%q is not a plain schema name; use lower-case letters, digits and _ (e.g. exo_worker)", s.Schema)
+		}
+	default:
+		v.add("store.driver", "%q is not a store driver; use sqlite (one tenant, one machine) or postgres (a fleet, several replicas)", s.Driver)
 	}
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// storeDSN checks where PostgreSQL's connection string comes from: exactly one place, and the password
+// never in the config file.
+func (v *validator) storeDSN() {
+	s := v.c.Store
+	var set []string
+	if strings.TrimSpace(s.DSN) != "" {
+		set = append(set, "store.dsn")
+	}
+	if s.DSNFile != "" {
+		set = append(set, "store.dsn_file")
+	}
+	if !s.SecretDSN.IsZero() {
+		set = append(set, envStoreDSN)
+	}
+	switch {
+	case len(set) == 0:
+		v.add("store.dsn", "required with driver postgres: set store.dsn_file (a file holding the connection string), "+
+			envStoreDSN+", or store.dsn without a password (e.g. postgres://worker@db.example:5432/exo_worker, password from PGPASSWORD or ~/.pgpass)")
+		return
+	case len(set) > 1:
+		v.add("store.dsn", "set only one of %s: they would disagree about which database to use", strings.Join(set, ", "))
+		return
+	}
+	if set[0] == "store.dsn" && dsnHasPassword(s.DSN) {
+		v.add("store.dsn", "holds a password, which is not read from the config file (files get printed, copied and committed); "+
+			"put the connection string in a file and set store.dsn_file, or set "+envStoreDSN+", or use PGPASSWORD / ~/.pgpass")
+	}
+	if set[0] == "store.dsn_file" {
+		if _, err := s.ConnString(); err != nil {
+			v.add("store.dsn_file", "%v", strings.TrimPrefix(err.Error(), "store.dsn_file: "))
+		}
+	}
+}
+
+var kvPasswordRE = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// dsnHasPassword reports whether a connection string (URL or key=value form) carries a password.
+func dsnHasPassword(dsn string) bool {
+	dsn = strings.TrimSpace(dsn)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			if _, ok := u.User.Password(); ok {
+				return true
+			}
+			return u.Query().Has("password")
+		}
+		return strings.Contains(dsn, "password")
+	}
+	return kvPasswordRE.MatchString(dsn)
 }
 
 func (v *validator) server() {

@@ -125,7 +125,7 @@ func checkOutput(o string) error {
 
 // openStore opens the store named by the configuration. Only store.path is needed, but the whole file is
 // validated: a configuration that is wrong elsewhere is better found now than by the next run.
-func openStore(ctx context.Context, g *globals) (*store.SQLite, error) {
+func openStore(ctx context.Context, g *globals) (store.Store, error) {
 	path := configPath(g.configFile)
 	if path == "" {
 		return nil, withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG); the store is at its store.path"))
@@ -134,7 +134,7 @@ func openStore(ctx context.Context, g *globals) (*store.SQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.Store.Path)
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return nil, withCode(executor.ExitUsage, err)
 	}

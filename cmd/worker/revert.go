@@ -61,7 +61,7 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store.Path)
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}

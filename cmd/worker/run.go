@@ -88,9 +88,9 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 
 	// A one-shot run is recorded and journalled like a scheduled one, under the job's lease, so `worker
 	// history` shows it, `worker revert` can undo it and it never overlaps a daemon running the same job.
-	st, err := store.Open(ctx, cfg.Store.Path)
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
-		return withCode(executor.ExitUsage, fmt.Errorf("store.path: %w", err))
+		return withCode(executor.ExitUsage, fmt.Errorf("%s: %w", storeField(cfg), err))
 	}
 	defer func() { _ = st.Close() }()
 	conn, err := connect(cfg, g.log, nil)

@@ -23,7 +23,6 @@ import (
 	"github.com/exo-worker/worker/internal/metrics"
 	"github.com/exo-worker/worker/internal/server"
 	"github.com/exo-worker/worker/internal/sim"
-	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/executor"
 )
@@ -101,7 +100,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		return withCode(executor.ExitUsage, err)
 	}
 
-	st, err := store.Open(ctx, cfg.Store.Path)
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}

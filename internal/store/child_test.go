@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/exo-worker/worker/internal/store/pgtest"
 )
 
 // Helper child processes: the test binary re-executed with storeChildEnv set
@@ -59,7 +61,7 @@ func runChild(role string) int {
 	defer cancel()
 	path := os.Getenv(storeChildDB)
 	n, _ := strconv.Atoi(os.Getenv(storeChildN))
-	s, err := Open(ctx, path)
+	s, err := openLoc(ctx, path, os.Getenv(pgtest.DSNEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 10

@@ -14,8 +14,11 @@ import (
 // (create, journal ten, record outcomes, finish): every call must succeed,
 // because writers wait for the lock instead of failing with SQLITE_BUSY.
 func TestConcurrentWritersDoNotFail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "worker.db")
-	handles := []*SQLite{openAt(t, path), openAt(t, path)}
+	forEachDriver(t, testConcurrentWritersDoNotFail)
+}
+
+func testConcurrentWritersDoNotFail(t *testing.T, db testDB) {
+	handles := []Store{db.open(t), db.open(t)}
 	const workers, runsEach = 8, 10
 	start := time.Now()
 	g, ctx := errgroup.WithContext(ctxTimeout(t, 2*time.Minute))

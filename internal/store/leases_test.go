@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,83 +14,88 @@ import (
 )
 
 func TestLeaseLifecycle(t *testing.T) {
-	clk := newClock()
-	s := openTest(t, WithClock(clk.Now))
-	ctx := t.Context()
-	acquire := func(holder string, ttl time.Duration) bool {
-		t.Helper()
-		ok, err := s.AcquireLease(ctx, "job:meu-richtext", holder, ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	renew := func(holder string) bool {
-		t.Helper()
-		ok, err := s.RenewLease(ctx, "job:meu-richtext", holder, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	steps := []struct {
-		name string
-		do   func() bool
-		want bool
-	}{
-		{"A takes a free lease", func() bool { return acquire("A", time.Minute) }, true},
-		{"B cannot take A's live lease", func() bool { return acquire("B", time.Hour) }, false},
-		{"B cannot renew what it does not hold", func() bool { return renew("B") }, false},
-		{"A re-acquires its own lease", func() bool { return acquire("A", time.Minute) }, true},
-		{"59 s later A renews", func() bool { clk.Advance(59 * time.Second); return renew("A") }, true},
-		{"another 59 s: renewed, so B still waits", func() bool { clk.Advance(59 * time.Second); return acquire("B", time.Minute) }, false},
-		{"after expiry B takes over", func() bool { clk.Advance(2 * time.Second); return acquire("B", time.Minute) }, true},
-		{"A, having lost it, cannot renew", func() bool { return renew("A") }, false},
-		{"A cannot take B's lease back", func() bool { return acquire("A", time.Minute) }, false},
-		{"B releases and A takes it at once", func() bool {
-			if err := s.ReleaseLease(ctx, "job:meu-richtext", "B"); err != nil {
-				t.Fatal(err)
-			}
-			return acquire("A", time.Minute)
-		}, true},
-		{"a release by a non-holder changes nothing", func() bool {
-			if err := s.ReleaseLease(ctx, "job:meu-richtext", "B"); err != nil {
-				t.Fatal(err)
-			}
-			return acquire("B", time.Minute)
-		}, false},
-		{"other names are independent", func() bool {
-			ok, err := s.AcquireLease(ctx, "job:address-audit", "B", time.Minute)
+	forEachDriver(t, func(t *testing.T, db testDB) {
+		clk := newClock()
+		s := db.open(t, WithClock(clk.Now))
+		ctx := t.Context()
+		acquire := func(holder string, ttl time.Duration) bool {
+			t.Helper()
+			ok, err := s.AcquireLease(ctx, "job:meu-richtext", holder, ttl)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return ok
-		}, true},
-	}
-	for _, st := range steps {
-		if got := st.do(); got != st.want {
-			t.Fatalf("%s: got %v, want %v", st.name, got, st.want)
 		}
-	}
+		renew := func(holder string) bool {
+			t.Helper()
+			ok, err := s.RenewLease(ctx, "job:meu-richtext", holder, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		steps := []struct {
+			name string
+			do   func() bool
+			want bool
+		}{
+			{"A takes a free lease", func() bool { return acquire("A", time.Minute) }, true},
+			{"B cannot take A's live lease", func() bool { return acquire("B", time.Hour) }, false},
+			{"B cannot renew what it does not hold", func() bool { return renew("B") }, false},
+			{"A re-acquires its own lease", func() bool { return acquire("A", time.Minute) }, true},
+			{"59 s later A renews", func() bool { clk.Advance(59 * time.Second); return renew("A") }, true},
+			{"another 59 s: renewed, so B still waits", func() bool { clk.Advance(59 * time.Second); return acquire("B", time.Minute) }, false},
+			{"after expiry B takes over", func() bool { clk.Advance(2 * time.Second); return acquire("B", time.Minute) }, true},
+			{"A, having lost it, cannot renew", func() bool { return renew("A") }, false},
+			{"A cannot take B's lease back", func() bool { return acquire("A", time.Minute) }, false},
+			{"B releases and A takes it at once", func() bool {
+				if err := s.ReleaseLease(ctx, "job:meu-richtext", "B"); err != nil {
+					t.Fatal(err)
+				}
+				return acquire("A", time.Minute)
+			}, true},
+			{"a release by a non-holder changes nothing", func() bool {
+				if err := s.ReleaseLease(ctx, "job:meu-richtext", "B"); err != nil {
+					t.Fatal(err)
+				}
+				return acquire("B", time.Minute)
+			}, false},
+			{"other names are independent", func() bool {
+				ok, err := s.AcquireLease(ctx, "job:address-audit", "B", time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}, true},
+		}
+		for _, st := range steps {
+			if got := st.do(); got != st.want {
+				t.Fatalf("%s: got %v, want %v", st.name, got, st.want)
+			}
+		}
 
-	for _, bad := range []struct {
-		name, holder string
-		ttl          time.Duration
-	}{{"", "A", time.Minute}, {"n", "", time.Minute}, {"n", "A", 0}} {
-		if _, err := s.AcquireLease(ctx, bad.name, bad.holder, bad.ttl); err == nil {
-			t.Errorf("AcquireLease(%q, %q, %v) accepted", bad.name, bad.holder, bad.ttl)
+		for _, bad := range []struct {
+			name, holder string
+			ttl          time.Duration
+		}{{"", "A", time.Minute}, {"n", "", time.Minute}, {"n", "A", 0}} {
+			if _, err := s.AcquireLease(ctx, bad.name, bad.holder, bad.ttl); err == nil {
+				t.Errorf("AcquireLease(%q, %q, %v) accepted", bad.name, bad.holder, bad.ttl)
+			}
+			if _, err := s.RenewLease(ctx, bad.name, bad.holder, bad.ttl); err == nil {
+				t.Errorf("RenewLease(%q, %q, %v) accepted", bad.name, bad.holder, bad.ttl)
+			}
 		}
-		if _, err := s.RenewLease(ctx, bad.name, bad.holder, bad.ttl); err == nil {
-			t.Errorf("RenewLease(%q, %q, %v) accepted", bad.name, bad.holder, bad.ttl)
-		}
-	}
+	})
 }
 
 // Two handles on one file (as two daemons would have) and many goroutines
 // race for one lease: at no moment may two of them be inside it.
 func TestLeaseExclusiveAcrossHandles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "worker.db")
-	handles := []*SQLite{openAt(t, path), openAt(t, path)}
+	forEachDriver(t, testLeaseExclusiveAcrossHandles)
+}
+
+func testLeaseExclusiveAcrossHandles(t *testing.T, db testDB) {
+	handles := []Store{db.open(t), db.open(t)}
 	if err := createLeaseCS(t.Context(), handles[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +133,12 @@ func TestLeaseExclusiveAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	path := filepath.Join(t.TempDir(), "worker.db")
-	s := openAt(t, path)
+	forEachDriver(t, testLeaseExclusiveAcrossProcesses)
+}
+
+func testLeaseExclusiveAcrossProcesses(t *testing.T, db testDB) {
+	s := db.open(t)
+	path := db.loc
 	if err := createLeaseCS(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -166,36 +173,24 @@ func TestLeaseExclusiveAcrossProcesses(t *testing.T) {
 
 // createLeaseCS creates the table leaseRace uses to detect two holders inside
 // the lease at once: it can hold one row only.
-func createLeaseCS(ctx context.Context, s *SQLite) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lease_cs (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL)`)
-		return err
-	})
+func createLeaseCS(ctx context.Context, s Store) error {
+	return execSQL(ctx, s, `CREATE TABLE IF NOT EXISTS lease_cs (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL)`)
 }
 
 // leaseRace tries n times to take the lease "race"; whenever it gets it, it
 // puts its marker row into lease_cs (which fails if another holder's row is
 // there: two holders at once), waits a little, removes it and releases.
-func leaseRace(ctx context.Context, s *SQLite, holder string, n int) (int, error) {
+func leaseRace(ctx context.Context, s Store, holder string, n int) (int, error) {
 	return leaseRaceWith(ctx, s, holder, n, func() error {
-		err := s.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO lease_cs (id, holder) VALUES (1, ?)`, holder)
-			return err
-		})
-		if err != nil {
-			var other string
-			_ = s.r.QueryRowContext(ctx, `SELECT holder FROM lease_cs`).Scan(&other)
-			return fmt.Errorf("%s got the lease while %q is inside it: %w", holder, other, err)
+		if err := execSQL(ctx, s, `INSERT INTO lease_cs (id, holder) VALUES (1, ?)`, holder); err != nil {
+			return fmt.Errorf("%s got the lease while another holder is inside it: %w", holder, err)
 		}
 		time.Sleep(time.Millisecond)
-		return s.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM lease_cs WHERE holder = ?`, holder)
-			return err
-		})
+		return execSQL(ctx, s, `DELETE FROM lease_cs WHERE holder = ?`, holder)
 	})
 }
 
-func leaseRaceWith(ctx context.Context, s *SQLite, holder string, n int, inside func() error) (int, error) {
+func leaseRaceWith(ctx context.Context, s Store, holder string, n int, inside func() error) (int, error) {
 	got := 0
 	for range n {
 		ok, err := s.AcquireLease(ctx, "race", holder, 30*time.Second)
@@ -218,8 +213,11 @@ func leaseRaceWith(ctx context.Context, s *SQLite, holder string, n int, inside 
 }
 
 func TestClaimTickOnceAcrossHandles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "worker.db")
-	handles := []*SQLite{openAt(t, path), openAt(t, path)}
+	forEachDriver(t, testClaimTickOnceAcrossHandles)
+}
+
+func testClaimTickOnceAcrossHandles(t *testing.T, db testDB) {
+	handles := []Store{db.open(t), db.open(t)}
 	tick := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 
 	// 16 goroutines on two handles claim the same three ticks of one job,
@@ -272,19 +270,21 @@ func TestClaimTickOnceAcrossHandles(t *testing.T) {
 }
 
 func TestClaimTickPrunesOldClaims(t *testing.T) {
-	s := openTest(t)
-	ctx := t.Context()
-	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, tk := range []time.Time{old, old.Add(time.Hour)} {
-		if won, err := s.ClaimTick(ctx, "j", tk, "d"); err != nil || !won {
+	forEachDriver(t, func(t *testing.T, db testDB) {
+		s := db.open(t)
+		ctx := t.Context()
+		old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, tk := range []time.Time{old, old.Add(time.Hour)} {
+			if won, err := s.ClaimTick(ctx, "j", tk, "d"); err != nil || !won {
+				t.Fatal(won, err)
+			}
+		}
+		if won, err := s.ClaimTick(ctx, "j", old.Add(tickRetention+30*time.Minute), "d"); err != nil || !won {
 			t.Fatal(won, err)
 		}
-	}
-	if won, err := s.ClaimTick(ctx, "j", old.Add(tickRetention+30*time.Minute), "d"); err != nil || !won {
-		t.Fatal(won, err)
-	}
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schedule_ticks WHERE job = 'j'`).Scan(&n); err != nil || n != 2 {
-		t.Errorf("%d claims kept (%v), want 2: the one older than the retention is pruned", n, err)
-	}
+		n, err := queryInt(ctx, s, `SELECT COUNT(*) FROM schedule_ticks WHERE job = 'j'`)
+		if err != nil || n != 2 {
+			t.Errorf("%d claims kept (%v), want 2: the one older than the retention is pruned", n, err)
+		}
+	})
 }

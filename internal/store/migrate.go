@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -103,6 +106,82 @@ CREATE TABLE schedule_ticks (
 	PRIMARY KEY (job, tick)
 ) STRICT;
 `},
+	// Version 2: every record carries its tenant, so one database can hold a fleet. Records written before
+	// belong to the single tenant of the configuration that wrote them: DefaultTenant. Tables whose key
+	// gains the tenant are rebuilt (SQLite cannot change a primary key in place).
+	{name: "tenant on every record", sql: `
+ALTER TABLE runs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+DROP INDEX runs_by_start;
+DROP INDEX runs_by_job;
+DROP INDEX runs_running;
+CREATE INDEX runs_by_start ON runs (tenant, started_at DESC, id DESC);
+CREATE INDEX runs_by_job ON runs (tenant, job, started_at DESC, id DESC);
+CREATE INDEX runs_running ON runs (tenant, job) WHERE status = 'running';
+
+ALTER TABLE journal ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+DROP INDEX journal_pending;
+CREATE INDEX journal_pending ON journal (tenant, run_id) WHERE state = 'pending';
+
+CREATE TABLE findings2 (
+	tenant           TEXT NOT NULL,
+	job              TEXT NOT NULL,
+	rule             TEXT NOT NULL,
+	object_id        TEXT NOT NULL,
+	display_name     TEXT NOT NULL DEFAULT '',
+	severity         TEXT NOT NULL,
+	detail           TEXT NOT NULL DEFAULT '',
+	onprem_attribute TEXT NOT NULL DEFAULT '',
+	onprem_value     TEXT NOT NULL DEFAULT '',
+	onprem_action    TEXT NOT NULL DEFAULT '',
+	first_seen       INTEGER NOT NULL,
+	last_seen        INTEGER NOT NULL,
+	resolved_at      INTEGER,
+	last_run_id      TEXT NOT NULL,
+	reopened         INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant, job, rule, object_id)
+) STRICT;
+INSERT INTO findings2 SELECT 'default', job, rule, object_id, display_name, severity, detail, onprem_attribute,
+	onprem_value, onprem_action, first_seen, last_seen, resolved_at, last_run_id, reopened FROM findings;
+DROP TABLE findings;
+ALTER TABLE findings2 RENAME TO findings;
+CREATE INDEX findings_open ON findings (tenant, job, rule) WHERE resolved_at IS NULL;
+
+CREATE TABLE delta_links2 (
+	tenant     TEXT NOT NULL,
+	resource   TEXT NOT NULL,
+	link       TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, resource)
+) STRICT;
+INSERT INTO delta_links2 SELECT 'default', resource, link, updated_at FROM delta_links;
+DROP TABLE delta_links;
+ALTER TABLE delta_links2 RENAME TO delta_links;
+
+CREATE TABLE leases2 (
+	tenant      TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	holder      TEXT NOT NULL,
+	acquired_at INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	PRIMARY KEY (tenant, name)
+) STRICT;
+INSERT INTO leases2 SELECT 'default', name, holder, acquired_at, expires_at FROM leases;
+DROP TABLE leases;
+ALTER TABLE leases2 RENAME TO leases;
+CREATE INDEX leases_by_holder ON leases (holder, expires_at);
+
+CREATE TABLE schedule_ticks2 (
+	tenant     TEXT NOT NULL,
+	job        TEXT NOT NULL,
+	tick       INTEGER NOT NULL,
+	holder     TEXT NOT NULL,
+	claimed_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, job, tick)
+) STRICT;
+INSERT INTO schedule_ticks2 SELECT 'default', job, tick, holder, claimed_at FROM schedule_ticks;
+DROP TABLE schedule_ticks;
+ALTER TABLE schedule_ticks2 RENAME TO schedule_ticks;
+`},
 }
 
 // migrate brings the database to len(steps). Each step runs in its own write
@@ -171,6 +250,47 @@ func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
 	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: schema version of %s: %w", s.path, err)
+	}
+	return v, nil
+}
+
+// MigrateSQLite brings the SQLite database at path to this binary's schema (creating it if missing) and
+// reports the versions before and after; Open does the same implicitly.
+func MigrateSQLite(ctx context.Context, path string) (Migration, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Migration{}, fmt.Errorf("store: migrate %s: %w", path, err)
+	}
+	m := Migration{Where: abs}
+	if _, err := os.Stat(abs); err == nil {
+		if m.From, err = sqliteVersion(ctx, abs); err != nil {
+			return m, err
+		}
+	}
+	s, err := Open(ctx, abs)
+	if err != nil {
+		return m, err
+	}
+	defer s.Close()
+	m.To, err = s.SchemaVersion(ctx)
+	m.Applied = m.To - m.From
+	return m, err
+}
+
+// sqliteVersion reads a database's schema version without migrating it.
+func sqliteVersion(ctx context.Context, path string) (int, error) {
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: path}).String()+"?_pragma=query_only(1)")
+	if err != nil {
+		return 0, fmt.Errorf("store: %s: %w", path, err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_version'`).Scan(&n); err != nil || n == 0 {
+		return 0, err
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: schema version of %s: %w", path, err)
 	}
 	return v, nil
 }

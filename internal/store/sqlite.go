@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver: no cgo, static builds
@@ -25,50 +24,22 @@ import (
 // SQLITE_BUSY at once instead of waiting out the busy timeout. Reads go
 // through a small read-only pool, which WAL lets run beside the writer.
 type SQLite struct {
-	path string
-	w    *sql.DB // one connection, BEGIN IMMEDIATE
-	r    *sql.DB // read-only connections
-	now  func() time.Time
+	path   string
+	tenant string
+	w      *sql.DB // one connection, BEGIN IMMEDIATE
+	r      *sql.DB // read-only connections
+	now    func() time.Time
 }
 
 var _ Store = (*SQLite)(nil)
-
-// Option adjusts Open.
-type Option func(*options)
-
-type options struct {
-	now         func() time.Time
-	busyTimeout time.Duration
-	readConns   int
-	migrations  []migration
-}
-
-// WithClock replaces time.Now for lease expiry, timestamps and defaults, so
-// tests can let a lease run out without sleeping. Every process sharing a
-// database must agree on the clock; in production leave the default.
-func WithClock(now func() time.Time) Option {
-	return func(o *options) { o.now = now }
-}
-
-// WithBusyTimeout sets how long a statement waits for another connection's
-// write lock before failing (default 5 s). Writes are short, so waiting is
-// almost always better than failing a run over lock contention.
-func WithBusyTimeout(d time.Duration) Option {
-	return func(o *options) { o.busyTimeout = d }
-}
 
 // Open opens (creating it and its parent directories if needed) the SQLite
 // database at path and migrates it to the current schema. It refuses, with
 // ErrSchemaTooNew, a database written by a newer binary.
 func Open(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
-	o := options{
-		now:         time.Now,
-		busyTimeout: 5 * time.Second,
-		readConns:   min(max(runtime.NumCPU(), 2), 8),
-		migrations:  migrations,
-	}
-	for _, opt := range opts {
-		opt(&o)
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if path == "" {
 		return nil, errors.New("store: open: empty path: set store.path in the config to a file such as ./data/worker.db")
@@ -104,7 +75,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &SQLite{path: abs, w: w, now: o.now}
+	s := &SQLite{path: abs, tenant: o.tenant, w: w, now: o.now}
 	if err := w.PingContext(ctx); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("store: open %s: %w (is it an SQLite database?)", abs, err)
@@ -126,6 +97,20 @@ func Open(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
 	s.r = r
 	return s, nil
 }
+
+// ForTenant returns a handle on the same database bound to another tenant (see WithTenant). It shares the
+// connections: close only the handle Open returned.
+func (s *SQLite) ForTenant(name string) (*SQLite, error) {
+	if err := CheckTenantName(name); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	c := *s
+	c.tenant = name
+	return &c, nil
+}
+
+// Tenant is the tenant this handle reads and writes.
+func (s *SQLite) Tenant() string { return s.tenant }
 
 // Path is the absolute path of the database file.
 func (s *SQLite) Path() string { return s.path }

@@ -11,7 +11,7 @@ import (
 // or "" when there is none and the caller must start a full delta round.
 func (s *SQLite) GetDeltaLink(ctx context.Context, resource string) (string, error) {
 	var link string
-	err := s.r.QueryRowContext(ctx, `SELECT link FROM delta_links WHERE resource = ?`, resource).Scan(&link)
+	err := s.r.QueryRowContext(ctx, `SELECT link FROM delta_links WHERE tenant = ? AND resource = ?`, s.tenant, resource).Scan(&link)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -29,9 +29,9 @@ func (s *SQLite) SetDeltaLink(ctx context.Context, resource, link string) error 
 		return fmt.Errorf("store: set delta link for %q: resource and link are required", resource)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO delta_links (resource, link, updated_at) VALUES (?, ?, ?)
-	ON CONFLICT (resource) DO UPDATE SET link = excluded.link, updated_at = excluded.updated_at`,
-			resource, link, ts(s.now()))
+		_, err := tx.ExecContext(ctx, `INSERT INTO delta_links (tenant, resource, link, updated_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (tenant, resource) DO UPDATE SET link = excluded.link, updated_at = excluded.updated_at`,
+			s.tenant, resource, link, ts(s.now()))
 		return err
 	})
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *SQLite) SetDeltaLink(ctx context.Context, resource, link string) error 
 // link does nothing.
 func (s *SQLite) DeleteDeltaLink(ctx context.Context, resource string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM delta_links WHERE resource = ?`, resource)
+		_, err := tx.ExecContext(ctx, `DELETE FROM delta_links WHERE tenant = ? AND resource = ?`, s.tenant, resource)
 		return err
 	})
 	if err != nil {

@@ -34,20 +34,20 @@ func (s *SQLite) RecordFindings(ctx context.Context, runID, job string, findings
 	var sum FindingsSummary
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var objects string
-		err := tx.QueryRowContext(ctx, `SELECT objects FROM runs WHERE id = ?`, runID).Scan(&objects)
+		err := tx.QueryRowContext(ctx, `SELECT objects FROM runs WHERE id = ? AND tenant = ?`, runID, s.tenant).Scan(&objects)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("run %s: %w (create the run before recording its findings)", runID, ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		get, err := tx.PrepareContext(ctx, `SELECT resolved_at, last_run_id FROM findings WHERE job = ? AND rule = ? AND object_id = ?`)
+		get, err := tx.PrepareContext(ctx, `SELECT resolved_at, last_run_id FROM findings WHERE tenant = ? AND job = ? AND rule = ? AND object_id = ?`)
 		if err != nil {
 			return err
 		}
 		defer get.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO findings (job, rule, object_id, display_name, severity, detail,
-	onprem_attribute, onprem_value, onprem_action, first_seen, last_seen, last_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO findings (tenant, job, rule, object_id, display_name, severity, detail,
+	onprem_attribute, onprem_value, onprem_action, first_seen, last_seen, last_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ func (s *SQLite) RecordFindings(ctx context.Context, runID, job string, findings
 	first_seen = CASE WHEN resolved_at IS NULL THEN first_seen ELSE ? END,
 	reopened = reopened + (resolved_at IS NOT NULL),
 	resolved_at = NULL
-	WHERE job = ? AND rule = ? AND object_id = ?`)
+	WHERE tenant = ? AND job = ? AND rule = ? AND object_id = ?`)
 		if err != nil {
 			return err
 		}
@@ -71,10 +71,10 @@ func (s *SQLite) RecordFindings(ctx context.Context, runID, job string, findings
 			}
 			var resolved sql.NullInt64
 			var lastRun string
-			err := get.QueryRowContext(ctx, job, f.Rule, f.ObjectID).Scan(&resolved, &lastRun)
+			err := get.QueryRowContext(ctx, s.tenant, job, f.Rule, f.ObjectID).Scan(&resolved, &lastRun)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
-				if _, err := ins.ExecContext(ctx, job, f.Rule, f.ObjectID, f.DisplayName, f.Severity, f.Detail,
+				if _, err := ins.ExecContext(ctx, s.tenant, job, f.Rule, f.ObjectID, f.DisplayName, f.Severity, f.Detail,
 					fix.Attribute, fix.Value, fix.Action, t, t, runID); err != nil {
 					return fmt.Errorf("finding %s on %s: %w", f.Rule, f.ObjectID, err)
 				}
@@ -88,12 +88,12 @@ func (s *SQLite) RecordFindings(ctx context.Context, runID, job string, findings
 				sum.Open++
 			}
 			if _, err := upd.ExecContext(ctx, f.DisplayName, f.Severity, f.Detail, fix.Attribute, fix.Value, fix.Action,
-				t, runID, t, job, f.Rule, f.ObjectID); err != nil {
+				t, runID, t, s.tenant, job, f.Rule, f.ObjectID); err != nil {
 				return fmt.Errorf("finding %s on %s: %w", f.Rule, f.ObjectID, err)
 			}
 		}
-		q := `UPDATE findings SET resolved_at = ? WHERE job = ? AND resolved_at IS NULL AND last_run_id != ?`
-		args := []any{t, job, runID}
+		q := `UPDATE findings SET resolved_at = ? WHERE tenant = ? AND job = ? AND resolved_at IS NULL AND last_run_id != ?`
+		args := []any{t, s.tenant, job, runID}
 		if objects != "" && objects != "[]" {
 			q += ` AND object_id IN (SELECT value FROM json_each(?))`
 			args = append(args, objects)
@@ -114,8 +114,8 @@ func (s *SQLite) RecordFindings(ctx context.Context, runID, job string, findings
 
 // OpenFindings lists unresolved findings ordered by job, rule and object.
 func (s *SQLite) OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRecord, error) {
-	where := []string{"resolved_at IS NULL"}
-	var args []any
+	where := []string{"tenant = ?", "resolved_at IS NULL"}
+	args := []any{s.tenant}
 	for _, c := range []struct{ col, val string }{
 		{"job", f.Job}, {"rule", f.Rule}, {"severity", f.Severity}, {"object_id", f.ObjectID},
 	} {
@@ -124,7 +124,7 @@ func (s *SQLite) OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRe
 			args = append(args, c.val)
 		}
 	}
-	q := `SELECT job, rule, object_id, display_name, severity, detail, onprem_attribute, onprem_value, onprem_action,
+	q := `SELECT tenant, job, rule, object_id, display_name, severity, detail, onprem_attribute, onprem_value, onprem_action,
 	first_seen, last_seen, resolved_at, last_run_id, reopened FROM findings WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY job, rule, object_id`
 	if f.Limit > 0 {
@@ -144,7 +144,7 @@ func (s *SQLite) OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRe
 			first, last int64
 			resolved    sql.NullInt64
 		)
-		if err := rows.Scan(&r.Job, &r.Rule, &r.ObjectID, &r.DisplayName, &r.Severity, &r.Detail,
+		if err := rows.Scan(&r.Tenant, &r.Job, &r.Rule, &r.ObjectID, &r.DisplayName, &r.Severity, &r.Detail,
 			&fix.Attribute, &fix.Value, &fix.Action, &first, &last, &resolved, &r.LastRunID, &r.Reopened); err != nil {
 			return nil, fmt.Errorf("store: open findings: %w", err)
 		}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 )
 
-const journalColumns = `id, run_id, seq, object_id, display_name, cmdlet, param, old_value, new_value,
+const journalColumns = `tenant, id, run_id, seq, object_id, display_name, cmdlet, param, old_value, new_value,
 	state, error, request_id, created_at, updated_at`
 
 // JournalBegin records changes as pending, in one committed transaction, and
@@ -45,22 +45,22 @@ func (s *SQLite) JournalBegin(ctx context.Context, runID string, changes []Chang
 	now := ts(s.now())
 	ids := make([]EntryID, 0, len(changes))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := requireRunning(ctx, tx, runID); err != nil {
+		if err := requireRunning(ctx, tx, s.tenant, runID); err != nil {
 			return err
 		}
 		var seq int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run_id = ?`, runID).Scan(&seq); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO journal (run_id, seq, object_id, display_name, cmdlet, param,
-	old_value, new_value, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO journal (tenant, run_id, seq, object_id, display_name, cmdlet, param,
+	old_value, new_value, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,'pending',?,?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, r := range rows {
 			seq++
-			res, err := stmt.ExecContext(ctx, runID, seq, r.c.ObjectID, r.c.DisplayName, r.c.Cmdlet, r.c.Param, r.old, r.new, now, now)
+			res, err := stmt.ExecContext(ctx, s.tenant, runID, seq, r.c.ObjectID, r.c.DisplayName, r.c.Cmdlet, r.c.Param, r.old, r.new, now, now)
 			if err != nil {
 				return fmt.Errorf("object %s: %w", r.c.ObjectID, err)
 			}
@@ -101,13 +101,13 @@ func (s *SQLite) JournalOutcomes(ctx context.Context, outcomes []Outcome) error 
 	}
 	now := ts(s.now())
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE journal SET state = ?, request_id = ?, error = ?, updated_at = ? WHERE id = ?`)
+		stmt, err := tx.PrepareContext(ctx, `UPDATE journal SET state = ?, request_id = ?, error = ?, updated_at = ? WHERE id = ? AND tenant = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, o := range outcomes {
-			res, err := stmt.ExecContext(ctx, string(o.State), o.RequestID, o.Error, now, int64(o.ID))
+			res, err := stmt.ExecContext(ctx, string(o.State), o.RequestID, o.Error, now, int64(o.ID), s.tenant)
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", o.ID, err)
 			}
@@ -127,8 +127,8 @@ func (s *SQLite) JournalOutcomes(ctx context.Context, outcomes []Outcome) error 
 // writes that may or may not have reached the tenant before a crash. runID ""
 // lists them across every run.
 func (s *SQLite) JournalPending(ctx context.Context, runID string) ([]JournalEntry, error) {
-	q := `SELECT ` + journalColumns + ` FROM journal WHERE state = 'pending'`
-	var args []any
+	q := `SELECT ` + journalColumns + ` FROM journal WHERE tenant = ? AND state = 'pending'`
+	args := []any{s.tenant}
 	if runID != "" {
 		q += ` AND run_id = ?`
 		args = append(args, runID)
@@ -144,7 +144,7 @@ func (s *SQLite) JournalPending(ctx context.Context, runID string) ([]JournalEnt
 // Journal lists every entry of one run in the order it was journalled: what
 // `worker show RUN` prints and what `worker revert RUN` walks.
 func (s *SQLite) Journal(ctx context.Context, runID string) ([]JournalEntry, error) {
-	out, err := s.queryJournal(ctx, `SELECT `+journalColumns+` FROM journal WHERE run_id = ? ORDER BY seq`, runID)
+	out, err := s.queryJournal(ctx, `SELECT `+journalColumns+` FROM journal WHERE tenant = ? AND run_id = ? ORDER BY seq`, s.tenant, runID)
 	if err != nil {
 		return nil, fmt.Errorf("store: journal of run %s: %w", runID, err)
 	}
@@ -164,7 +164,7 @@ func (s *SQLite) queryJournal(ctx context.Context, q string, args ...any) ([]Jou
 			old, nw, state   string
 			created, updated int64
 		)
-		if err := rows.Scan(&e.ID, &e.RunID, &e.Seq, &e.ObjectID, &e.DisplayName, &e.Cmdlet, &e.Param, &old, &nw,
+		if err := rows.Scan(&e.Tenant, &e.ID, &e.RunID, &e.Seq, &e.ObjectID, &e.DisplayName, &e.Cmdlet, &e.Param, &old, &nw,
 			&state, &e.Error, &e.RequestID, &created, &updated); err != nil {
 			return nil, err
 		}
@@ -179,9 +179,9 @@ func (s *SQLite) queryJournal(ctx context.Context, q string, args ...any) ([]Jou
 }
 
 // requireRunning fails unless the run exists and is running.
-func requireRunning(ctx context.Context, tx *sql.Tx, runID string) error {
+func requireRunning(ctx context.Context, tx *sql.Tx, tenant, runID string) error {
 	var status string
-	err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, runID).Scan(&status)
+	err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ? AND tenant = ?`, runID, tenant).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("run %s: %w", runID, ErrNotFound)
 	}

@@ -24,14 +24,14 @@ func (s *SQLite) AcquireLease(ctx context.Context, name, holder string, ttl time
 	now := s.now()
 	var got bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
-	ON CONFLICT (name) DO UPDATE SET
+		res, err := tx.ExecContext(ctx, `INSERT INTO leases (tenant, name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, name) DO UPDATE SET
 		acquired_at = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at
 			THEN leases.acquired_at ELSE excluded.acquired_at END,
 		holder = excluded.holder,
 		expires_at = excluded.expires_at
 	WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at`,
-			name, holder, ts(now), ts(now.Add(ttl)))
+			s.tenant, name, holder, ts(now), ts(now.Add(ttl)))
 		if err != nil {
 			return err
 		}
@@ -56,8 +56,8 @@ func (s *SQLite) RenewLease(ctx context.Context, name, holder string, ttl time.D
 	now := s.now()
 	var got bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at > ?`,
-			ts(now.Add(ttl)), name, holder, ts(now))
+		res, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE tenant = ? AND name = ? AND holder = ? AND expires_at > ?`,
+			ts(now.Add(ttl)), s.tenant, name, holder, ts(now))
 		if err != nil {
 			return err
 		}
@@ -75,7 +75,7 @@ func (s *SQLite) RenewLease(ctx context.Context, name, holder string, ttl time.D
 // expire. Releasing a lease one does not hold does nothing.
 func (s *SQLite) ReleaseLease(ctx context.Context, name, holder string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE tenant = ? AND name = ? AND holder = ?`, s.tenant, name, holder)
 		return err
 	})
 	if err != nil {
@@ -96,8 +96,8 @@ func (s *SQLite) ClaimTick(ctx context.Context, job string, tick time.Time, hold
 	}
 	var won bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO schedule_ticks (job, tick, holder, claimed_at) VALUES (?, ?, ?, ?)`,
-			job, ts(tick), holder, ts(s.now()))
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO schedule_ticks (tenant, job, tick, holder, claimed_at) VALUES (?, ?, ?, ?, ?)`,
+			s.tenant, job, ts(tick), holder, ts(s.now()))
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (s *SQLite) ClaimTick(ctx context.Context, job string, tick time.Time, hold
 		}
 		won = n == 1
 		if won {
-			_, err = tx.ExecContext(ctx, `DELETE FROM schedule_ticks WHERE job = ? AND tick < ?`, job, ts(tick.Add(-tickRetention)))
+			_, err = tx.ExecContext(ctx, `DELETE FROM schedule_ticks WHERE tenant = ? AND job = ? AND tick < ?`, s.tenant, job, ts(tick.Add(-tickRetention)))
 		}
 		return err
 	})

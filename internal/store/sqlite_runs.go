@@ -11,7 +11,7 @@ import (
 	"unicode"
 )
 
-const runColumns = `id, job, mode, triggered_by, reason, objects, status, started_at, finished_at,
+const runColumns = `tenant, id, job, mode, triggered_by, reason, objects, status, started_at, finished_at,
 	in_scope, planned, applied, failed, verified, skipped, error, owner`
 
 // CreateRun records a new run as running. Empty fields get defaults: ID a new
@@ -41,6 +41,7 @@ func (s *SQLite) CreateRun(ctx context.Context, r Run) (Run, error) {
 	if r.Owner == "" {
 		r.Owner = DefaultOwner()
 	}
+	r.Tenant = s.tenant
 	r.Status = RunRunning
 	r.FinishedAt = time.Time{}
 	objects := r.Objects
@@ -52,8 +53,8 @@ func (s *SQLite) CreateRun(ctx context.Context, r Run) (Run, error) {
 		return Run{}, fmt.Errorf("store: create run %s: encode objects: %w", r.ID, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO runs (`+runColumns+`) VALUES (?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?)`,
-			r.ID, r.Job, r.Mode, string(r.Trigger), r.Reason, string(objJSON), string(r.Status), ts(r.StartedAt),
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs (`+runColumns+`) VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?)`,
+			r.Tenant, r.ID, r.Job, r.Mode, string(r.Trigger), r.Reason, string(objJSON), string(r.Status), ts(r.StartedAt),
 			r.Counts.InScope, r.Counts.Planned, r.Counts.Applied, r.Counts.Failed, r.Counts.Verified, r.Counts.Skipped,
 			r.Error, r.Owner)
 		return err
@@ -83,8 +84,8 @@ func (s *SQLite) FinishRun(ctx context.Context, id string, res RunResult) error 
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, finished_at = ?,
 	in_scope = ?, planned = ?, applied = ?, failed = ?, verified = ?, skipped = ?, error = ?
-	WHERE id = ? AND status = 'running'`,
-			string(res.Status), ts(at), c.InScope, c.Planned, c.Applied, c.Failed, c.Verified, c.Skipped, res.Error, id)
+	WHERE id = ? AND tenant = ? AND status = 'running'`,
+			string(res.Status), ts(at), c.InScope, c.Planned, c.Applied, c.Failed, c.Verified, c.Skipped, res.Error, id, s.tenant)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func (s *SQLite) FinishRun(ctx context.Context, id string, res RunResult) error 
 			return nil
 		}
 		var status string
-		switch err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status); {
+		switch err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ? AND tenant = ?`, id, s.tenant).Scan(&status); {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrNotFound
 		case err != nil:
@@ -108,7 +109,7 @@ func (s *SQLite) FinishRun(ctx context.Context, id string, res RunResult) error 
 
 // GetRun returns one run, or an error wrapping ErrNotFound.
 func (s *SQLite) GetRun(ctx context.Context, id string) (Run, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
+	row := s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ? AND tenant = ?`, id, s.tenant)
 	r, err := scanRun(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, fmt.Errorf("store: get run %s: %w (list runs with `worker history`)", id, ErrNotFound)
@@ -126,8 +127,8 @@ func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 		limit = 50
 	}
 	limit = min(limit, 1000)
-	var where []string
-	var args []any
+	where := []string{"tenant = ?"}
+	args := []any{s.tenant}
 	if f.Job != "" {
 		where = append(where, "job = ?")
 		args = append(args, f.Job)
@@ -140,10 +141,7 @@ func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 		where = append(where, "started_at < ?")
 		args = append(args, ts(f.Before))
 	}
-	q := `SELECT ` + runColumns + ` FROM runs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q := `SELECT ` + runColumns + ` FROM runs WHERE ` + strings.Join(where, " AND ")
 	q += " ORDER BY started_at DESC, id DESC LIMIT ?"
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
@@ -172,8 +170,8 @@ func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 // that job has lost its owner.
 func (s *SQLite) MarkInterrupted(ctx context.Context, f InterruptFilter) ([]Run, error) {
 	now := s.now()
-	where := []string{"status = 'running'"}
-	var args []any
+	where := []string{"tenant = ?", "status = 'running'"}
+	args := []any{s.tenant}
 	if f.Job != "" {
 		where = append(where, "job = ?")
 		args = append(args, f.Job)
@@ -246,7 +244,7 @@ func scanRun(sc scanner) (Run, error) {
 		started         int64
 		finished        sql.NullInt64
 	)
-	err := sc.Scan(&r.ID, &r.Job, &r.Mode, &trigger, &r.Reason, &objects, &status, &started, &finished,
+	err := sc.Scan(&r.Tenant, &r.ID, &r.Job, &r.Mode, &trigger, &r.Reason, &objects, &status, &started, &finished,
 		&r.Counts.InScope, &r.Counts.Planned, &r.Counts.Applied, &r.Counts.Failed, &r.Counts.Verified, &r.Counts.Skipped,
 		&r.Error, &r.Owner)
 	if err != nil {

@@ -6,8 +6,13 @@
 // leaves a record of what may have been sent, leases keep two daemons on one
 // database from running the same job at once, and findings history tells an
 // admin how long a defect has been open. The embedded default is SQLite
-// (sqlite.go, pure Go so CGO_ENABLED=0 builds stay static); the Store interface
-// below is what a PostgreSQL implementation would have to provide.
+// (sqlite.go, pure Go so CGO_ENABLED=0 builds stay static); PostgreSQL
+// (postgres.go, pgx v5) serves a fleet of tenants from several replicas. One
+// contract test suite (forEachDriver in the tests) holds both to one behaviour.
+//
+// Every record carries its tenant. A handle is bound to one tenant (WithTenant,
+// ForTenant; DefaultTenant for a single-tenant configuration) and never reads
+// or writes another's records, so callers need not pass the tenant around.
 //
 // Times are stored in UTC with microsecond precision (what PostgreSQL keeps as
 // well), so a time read back equals the one written after
@@ -137,6 +142,8 @@ type Counts struct {
 
 // Run is one execution of one job.
 type Run struct {
+	// Tenant is the name of the tenant the run worked on (set by the store handle, see WithTenant).
+	Tenant string `json:"tenant"`
 	// ID is time-sortable (see NewRunID) unless the caller supplied its own.
 	ID      string  `json:"id"`
 	Job     string  `json:"job"`
@@ -229,9 +236,10 @@ type EntryID int64
 
 // JournalEntry is a journalled change and what became of it.
 type JournalEntry struct {
-	ID    EntryID `json:"id"`
-	RunID string  `json:"run_id"`
-	Seq   int     `json:"seq"` // 1, 2, ... in the order the run journalled its changes
+	Tenant string  `json:"tenant"`
+	ID     EntryID `json:"id"`
+	RunID  string  `json:"run_id"`
+	Seq    int     `json:"seq"` // 1, 2, ... in the order the run journalled its changes
 	Change
 	State     ChangeState `json:"state"`
 	Error     string      `json:"error,omitempty"`
@@ -268,7 +276,8 @@ type Finding struct {
 
 // FindingRecord is the history of one (job, rule, object) finding.
 type FindingRecord struct {
-	Job string `json:"job"`
+	Tenant string `json:"tenant"`
+	Job    string `json:"job"`
 	Finding
 	// FirstSeen is when the current open episode began: a finding that was
 	// resolved and comes back starts again, and Reopened counts how often.

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/exo-worker/worker/config"
+	"github.com/exo-worker/worker/internal/store"
+	"github.com/exo-worker/worker/jobs/executor"
+)
+
+// openConfiguredStore opens the store the configuration names: the SQLite file (migrated on open, as it
+// always was) or the PostgreSQL database (which `worker store migrate` must have brought to this binary's
+// schema; a schema that is older or newer is refused with the fix). Errors never show the connection string.
+func openConfiguredStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Driver {
+	case config.DriverPostgres:
+		dsn, err := cfg.Store.ConnString()
+		if err != nil {
+			return nil, err
+		}
+		return store.OpenPostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
+	default:
+		return store.Open(ctx, cfg.Store.Path)
+	}
+}
+
+// storeField is the config field an error opening the store points at.
+func storeField(cfg *config.Config) string {
+	if cfg.Store.Driver == config.DriverPostgres {
+		return "store.dsn"
+	}
+	return "store.path"
+}
+
+func storeOptions(cfg *config.Config) []store.Option {
+	var opts []store.Option
+	if cfg.Store.Schema != "" {
+		opts = append(opts, store.WithSchema(cfg.Store.Schema))
+	}
+	return opts
+}
+
+func newStoreCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Manage the worker's database (runs, journal, findings)",
+		Long: `The worker keeps its state in SQLite (store.driver: sqlite, the default: one file, migrated
+automatically when opened) or PostgreSQL (store.driver: postgres: one database for a fleet of tenants and
+several replicas). PostgreSQL is migrated explicitly, once, before the workers start: replicas refuse a
+schema older or newer than their own.`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database to this binary's schema",
+		Long: `migrate applies the schema steps this binary knows and the database has not seen yet, each in its own
+transaction, and prints the version before and after. Run it once per upgrade, before starting the
+upgraded workers (several at once are safe: a lock lets one apply each step). A database migrated by a
+newer binary is refused: upgrade this binary instead.
+
+  worker store migrate --config worker.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := configPath(g.configFile)
+			if path == "" {
+				return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
+			}
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			m, err := migrateStore(cmd.Context(), cfg)
+			if err != nil {
+				return withCode(executor.ExitUsage, err)
+			}
+			if m.From == m.To {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: schema version %d, already current\n", m.Where, m.To)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: schema version %d → %d\n", m.Where, m.From, m.To)
+			return nil
+		},
+	})
+	return cmd
+}
+
+// migrateStore migrates the configured database.
+func migrateStore(ctx context.Context, cfg *config.Config) (store.Migration, error) {
+	switch cfg.Store.Driver {
+	case config.DriverPostgres:
+		dsn, err := cfg.Store.ConnString()
+		if err != nil {
+			return store.Migration{}, err
+		}
+		return store.MigratePostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
+	default:
+		return store.MigrateSQLite(ctx, cfg.Store.Path)
+	}
+}
