@@ -68,7 +68,7 @@ newer binary is refused: upgrade this binary instead.
 			if path == "" {
 				return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (or set WORKER_CONFIG)"))
 			}
-			cfg, err := loadConfig(path)
+			cfg, err := loadConfig(g, path)
 			if err != nil {
 				return err
 			}

@@ -22,8 +22,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/exo-worker/worker/config"
 	"github.com/exo-worker/worker/internal/auth"
 	"github.com/exo-worker/worker/internal/schedule"
+	"github.com/exo-worker/worker/internal/store"
 )
 
 // Clock skew thresholds. MSAL signs client assertions valid from now for 10 minutes and Entra allows about
@@ -236,6 +238,10 @@ func (d *doc) checkTokens(ctx context.Context) {
 // checkStore checks that the store's directory accepts a new file and the database, if present, opens for
 // writing. Nothing is written to the database.
 func (d *doc) checkStore() {
+	if d.o.Config.Store.Driver == config.DriverPostgres {
+		d.checkPostgres()
+		return
+	}
 	p := d.o.Config.Store.Path
 	dir := filepath.Dir(p)
 	if st, err := os.Stat(dir); err != nil {
@@ -263,6 +269,33 @@ func (d *doc) checkStore() {
 		return
 	}
 	d.add("store", Pass, fmt.Sprintf("%s will be created in %s (writable)", filepath.Base(p), dir), "")
+}
+
+// checkPostgres connects to the configured PostgreSQL database and checks that its schema is this
+// binary's (OpenPostgres refuses any other, naming the fix). Nothing is written.
+func (d *doc) checkPostgres() {
+	dsn, err := d.o.Config.Store.ConnString()
+	if err != nil {
+		d.add("store", Fail, err.Error(), "point store.dsn_file at a readable file holding the connection string")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var opts []store.Option
+	if d.o.Config.Store.Schema != "" {
+		opts = append(opts, store.WithSchema(d.o.Config.Store.Schema))
+	}
+	st, err := store.OpenPostgres(ctx, dsn.Reveal(), opts...)
+	switch {
+	case errors.Is(err, store.ErrSchemaTooOld):
+		d.add("store", Fail, err.Error(), "worker store migrate --config <this file>")
+		return
+	case err != nil:
+		d.add("store", Fail, err.Error(), "check store.dsn / dsn_file / WORKER_STORE_DSN and that the server accepts the worker's user")
+		return
+	}
+	defer st.Close()
+	d.add("store", Pass, "PostgreSQL "+st.Where()+" answers with this binary's schema", "")
 }
 
 // checkTokenFile checks that server.token_file is readable by its owner only.
