@@ -84,7 +84,12 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Library: reg, Log: g.log.Named("revert")})
+	// With PostgreSQL, the run is exclusive the way the fleet's are (an advisory lock), not by a lease.
+	fleet, err := cliFleet(st, g.log)
+	if err != nil {
+		return withCode(executor.ExitUsage, err)
+	}
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Library: reg, Log: g.log.Named("revert"), River: fleet})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}

@@ -113,7 +113,12 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
-	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("run")})
+	// With PostgreSQL, the run is exclusive the way the fleet's are (an advisory lock), not by a lease.
+	fleet, err := cliFleet(st, g.log)
+	if err != nil {
+		return withCode(executor.ExitUsage, err)
+	}
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Log: g.log.Named("run"), River: fleet})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}

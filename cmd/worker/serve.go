@@ -23,6 +23,7 @@ import (
 	"github.com/exo-worker/worker/internal/metrics"
 	"github.com/exo-worker/worker/internal/server"
 	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/executor"
 )
@@ -124,8 +125,16 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if err := conn.graphExecutor(ex); err != nil {
 		return err
 	}
+	// With PostgreSQL, runs are River jobs shared by every replica; with SQLite they are dispatched here.
+	var fleet *daemon.RiverFleet
+	if pg, ok := st.(*store.Postgres); ok {
+		if fleet, err = daemon.NewRiverFleet(pg, daemon.RiverOptions{Owner: store.DefaultOwner(),
+			Heartbeat: f.leaseTTL, Log: g.log}); err != nil {
+			return withCode(executor.ExitUsage, err)
+		}
+	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
-		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart})
+		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
@@ -165,6 +174,16 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		_ = ln.Close()
 		return withCode(executor.ExitFailed, err)
 	}
+	if fleet != nil {
+		if err := fleet.Start(ctx); err != nil {
+			_ = ln.Close()
+			d.Stop()
+			if errors.Is(err, store.ErrSchemaTooOld) || errors.Is(err, store.ErrSchemaTooNew) {
+				return withCode(executor.ExitUsage, err)
+			}
+			return withCode(executor.ExitFailed, err)
+		}
+	}
 	srvCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	srvErr := make(chan error, 1)
@@ -184,6 +203,13 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		g.log.Error("http server stopped; stopping the daemon", zap.Error(err))
 	}
 	stopSignals() // a second Ctrl-C kills at once
+	if fleet != nil {
+		// Hand runs back to the fleet: in-flight writes finish and are journalled, then the jobs return to
+		// the queue for another replica.
+		sctx, cancel := context.WithTimeout(context.Background(), f.grace)
+		fleet.Stop(sctx)
+		cancel()
+	}
 	d.Stop()
 	stopServer()
 	if failed == nil {

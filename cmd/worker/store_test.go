@@ -10,8 +10,9 @@ import (
 	"github.com/exo-worker/worker/internal/store/pgtest"
 )
 
-// usePostgres points a simulator's config at a fresh PostgreSQL schema, the connection string in a file.
-func usePostgres(t *testing.T, cfgPath string) {
+// usePostgres points a simulator's config at a fresh PostgreSQL schema, the connection string in a file,
+// and returns the connection string and the schema.
+func usePostgres(t *testing.T, cfgPath string) (string, string) {
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	schema := pgtest.Schema(t, dsn)
@@ -31,6 +32,7 @@ func usePostgres(t *testing.T, cfgPath string) {
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return dsn, schema
 }
 
 // With PostgreSQL, the schema is an operator's step: a run before `worker store migrate` is refused with

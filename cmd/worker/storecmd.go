@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/config"
+	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs/executor"
 )
@@ -40,6 +42,11 @@ func storeOptions(cfg *config.Config) []store.Option {
 	var opts []store.Option
 	if cfg.Store.Schema != "" {
 		opts = append(opts, store.WithSchema(cfg.Store.Schema))
+	}
+	if cfg.Store.Driver == config.DriverPostgres {
+		// River's fetcher, elector and notifier, one connection per running run (its lock) and the store's
+		// own queries: pgxpool's default (4 on a small machine) would starve them.
+		opts = append(opts, store.WithMaxConns(32))
 	}
 	return opts
 }
@@ -78,9 +85,12 @@ newer binary is refused: upgrade this binary instead.
 			}
 			if m.From == m.To {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: schema version %d, already current\n", m.Where, m.To)
-				return nil
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: schema version %d → %d\n", m.Where, m.From, m.To)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: schema version %d → %d\n", m.Where, m.From, m.To)
+			if m.Extra != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", m.Where, m.Extra)
+			}
 			return nil
 		},
 	})
@@ -95,8 +105,37 @@ func migrateStore(ctx context.Context, cfg *config.Config) (store.Migration, err
 		if err != nil {
 			return store.Migration{}, err
 		}
-		return store.MigratePostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
+		m, err := store.MigratePostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
+		if err != nil {
+			return m, err
+		}
+		// River's own tables, in the same schema: runs are River jobs.
+		pg, err := store.OpenPostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
+		if err != nil {
+			return m, err
+		}
+		defer pg.Close()
+		from, to, err := daemon.MigrateRiver(ctx, pg)
+		if err != nil {
+			return m, err
+		}
+		m.Applied += to - from
+		m.Extra = fmt.Sprintf("river schema version %d → %d", from, to)
+		if from == to {
+			m.Extra = fmt.Sprintf("river schema version %d, already current", to)
+		}
+		return m, nil
 	default:
 		return store.MigrateSQLite(ctx, cfg.Store.Path)
 	}
+}
+
+// cliFleet is, with PostgreSQL, a River fleet that is never started: one-shot commands use it only for the
+// job's advisory lock, so they never run beside a replica's run of the same job. Nil with SQLite.
+func cliFleet(st store.Store, log *zap.Logger) (*daemon.RiverFleet, error) {
+	pg, ok := st.(*store.Postgres)
+	if !ok {
+		return nil, nil
+	}
+	return daemon.NewRiverFleet(pg, daemon.RiverOptions{Log: log})
 }

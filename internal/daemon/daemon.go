@@ -64,6 +64,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// River, when set, dispatches runs through River on PostgreSQL (several replicas, one queue) instead of
+	// in this process (cron, leases and tick claims in the store).
+	River *RiverFleet
 }
 
 // Daemon schedules and runs jobs. It implements server.Runner.
@@ -83,6 +86,7 @@ type Daemon struct {
 	cron  *cron.Cron
 	jobs  map[string]*jobState
 	order []string
+	disp  dispatcher
 
 	// runCtx is cancelled when a stop begins: runs stop sending new chunks.
 	runCtx    context.Context
@@ -195,6 +199,10 @@ func New(o Options) (*Daemon, error) {
 	d.runCtx, d.cancelRun = context.WithCancel(context.Background())
 	d.bgCtx, d.cancelBg = context.WithCancel(context.Background())
 	d.cron = cron.New(cron.WithChain(cron.Recover(cronLogger{d.log})), cron.WithLogger(cronLogger{d.log}))
+	d.disp = inProcess{d}
+	if o.River != nil {
+		d.disp = o.River.dispatcher(d)
+	}
 	// The executor learns when to let go of in-flight work from the grace period: a third of it for the
 	// batch in flight, a third for the read-back, the rest for recording.
 	if d.ex.StopGrace <= 0 || d.ex.StopGrace > d.grace/3 {
@@ -223,6 +231,16 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.sweepOnce(ctx)
 	d.refreshFindingMetrics(ctx) // /metrics shows the open findings from the first scrape, not the first run
+	if err := d.disp.start(ctx); err != nil {
+		return err
+	}
+	d.bgWG.Add(1)
+	go d.sweeper()
+	return nil
+}
+
+// startLocal starts the in-process schedules (and the runs at start).
+func (d *Daemon) startLocal() {
 	for _, name := range d.order {
 		js := d.jobs[name]
 		if js.sched == nil {
@@ -233,8 +251,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 			zap.Time("next", js.sched.Next(d.now())))
 	}
 	d.cron.Start()
-	d.bgWG.Add(1)
-	go d.sweeper()
 	if d.atStart {
 		for _, name := range d.order {
 			if d.jobs[name].sched == nil {
@@ -245,7 +261,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
 }
 
 // Stop stops scheduling, lets runs in flight finish their current writes, and records runs still going
@@ -257,6 +272,15 @@ func (d *Daemon) Stop() {
 		return
 	}
 	d.stopping = true
+	d.mu.Unlock()
+	d.cancelBg() // a tick or sweep waiting on the store gives up
+	d.disp.stop()
+	d.bgWG.Wait()
+}
+
+// stopLocal is Stop of the in-process dispatch: schedules stop, runs in flight get the grace period.
+func (d *Daemon) stopLocal() {
+	d.mu.Lock()
 	var active []*activeRun
 	for _, js := range d.jobs {
 		js.pending = nil // a queued follow-up is dropped: it never started, nothing to record
@@ -268,7 +292,6 @@ func (d *Daemon) Stop() {
 
 	d.log.Info("stopping: no new runs; runs in flight finish their current writes",
 		zap.Int("running", len(active)), zap.Duration("grace", d.grace))
-	d.cancelBg()           // a tick waiting on the store gives up
 	<-d.cron.Stop().Done() // tick functions only claim and launch: this returns at once
 	d.cancelRun()
 
@@ -301,7 +324,6 @@ func (d *Daemon) Stop() {
 			d.log.Warn("run interrupted at stop", zap.String("run", ar.runID))
 		}
 	}
-	d.bgWG.Wait()
 	d.releaseLeases()
 }
 
@@ -335,12 +357,18 @@ func (d *Daemon) Trigger(_ context.Context, t server.Trigger) (string, bool, err
 		}
 	}
 	// The server counts triggers (started, coalesced, rate limited) in the metrics; the daemon does not.
-	return d.trigger(t.Job, request{source: src, reason: t.Reason, objects: objects})
+	if _, ok := d.jobs[t.Job]; !ok {
+		return "", false, fmt.Errorf("%w %q: known jobs are %s", server.ErrUnknownJob, t.Job, strings.Join(d.order, ", "))
+	}
+	return d.disp.submit(t.Job, request{source: src, reason: t.Reason, objects: objects})
 }
 
 // QueuedRun implements server.QueuedRuns: a run the daemon accepted but has not recorded yet (a coalesced
 // follow-up waiting for the running one, or a run whose record is being created), shown as queued.
-func (d *Daemon) QueuedRun(id string) (store.Run, bool) {
+func (d *Daemon) QueuedRun(id string) (store.Run, bool) { return d.disp.queued(id) }
+
+// queuedLocal is QueuedRun of the in-process dispatch.
+func (d *Daemon) queuedLocal(id string) (store.Run, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for name, js := range d.jobs {
@@ -477,6 +505,14 @@ func lastTick(s cron.Schedule, now time.Time) time.Time {
 
 // Jobs implements server.Runner.
 func (d *Daemon) Jobs() []server.JobInfo {
+	out := d.jobInfos()
+	for i := range out {
+		out[i].Running, out[i].Queued = d.disp.state(out[i].Name)
+	}
+	return out
+}
+
+func (d *Daemon) jobInfos() []server.JobInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]server.JobInfo, 0, len(d.order))
@@ -485,7 +521,7 @@ func (d *Daemon) Jobs() []server.JobInfo {
 		desc := js.spec.Job.Describe()
 		ji := server.JobInfo{
 			Name: name, Summary: desc.Summary, Kind: string(desc.Kind), Mode: string(js.spec.Options.Mode),
-			Schedule: js.spec.Schedule, Running: js.active != nil, Queued: js.pending != nil,
+			Schedule: js.spec.Schedule,
 		}
 		if js.sched != nil && !d.stopping {
 			ji.NextRun = js.sched.Next(d.now())

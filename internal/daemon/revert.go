@@ -58,8 +58,9 @@ func (d *Daemon) Revert(ctx context.Context, runID, reason string, dryRun bool) 
 
 	var release func()
 	if !dryRun {
-		// The job's lease: a scheduled run of the same job must not write while the revert does.
-		if release, err = d.lease(ctx, orig.Job, false, log); err != nil {
+		// The job's exclusivity (lease or lock): a scheduled run of the same job must not write while the
+		// revert does.
+		if release, err = d.disp.exclusive(ctx, orig.Job, false, func(error) {}, log); err != nil {
 			return nil, fmt.Errorf("revert of run %s: %v; retry when that run has finished", orig.ID, err)
 		}
 		defer release()

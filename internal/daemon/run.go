@@ -61,15 +61,13 @@ func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts executor.Opti
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 
-	release, err := d.lease(ctx, name, waitLease, log)
+	// The dispatcher makes the run exclusive: a lease (in-process) or a PostgreSQL advisory lock (River).
+	// Losing it means another process may take the job over, so the run must stop writing.
+	release, err := d.disp.exclusive(ctx, name, waitLease, func(err error) { cancel(err) }, log)
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("%s not started: %w: %v", name, errLease, err)
 	}
 	defer release()
-	// While the run holds the lease, it keeps renewing it; losing it means another process may take the job
-	// over, so the run must stop writing.
-	stopRenew := d.renewWhileRunning(ctx, name, func(err error) { cancel(err) }, log)
-	defer stopRenew()
 
 	mode := string(opts.Mode)
 	rec, err := d.st.CreateRun(ctx, store.Run{ID: req.id, Job: name, Mode: mode, Trigger: req.source,
@@ -257,6 +255,14 @@ func (d *Daemon) lease(ctx context.Context, job string, wait bool, log *zap.Logg
 			log.Warn("job lease not released; it expires by itself", zap.Error(err))
 		}
 	}
+	d.recoverJob(ctx, job, log)
+	return release, nil
+}
+
+// recoverJob runs once a run holds its job exclusively: any other run of the job still marked running has
+// lost its owner, so it is marked interrupted and its pending entries are reconciled before this run plans,
+// so the plan sees the tenant as it is.
+func (d *Daemon) recoverJob(ctx context.Context, job string, log *zap.Logger) {
 	orphans, err := d.st.MarkInterrupted(ctx, store.InterruptFilter{Job: job, ExceptOwner: d.owner})
 	if err != nil {
 		log.Warn("runs of dead processes not checked", zap.Error(err))
@@ -268,7 +274,6 @@ func (d *Daemon) lease(ctx context.Context, job string, wait bool, log *zap.Logg
 		}
 		d.reconcile(ctx)
 	}
-	return release, nil
 }
 
 // renewWhileRunning renews the job lease every third of its TTL; lost is called if it cannot.

@@ -111,6 +111,7 @@ CREATE TABLE schedule_ticks (
 type Migration struct {
 	From, To int    // schema versions before and after
 	Applied  int    // steps this call applied (another process may have applied the rest)
+	Extra    string // what else was migrated with it (River's tables), for the operator
 	Where    string // the database, for messages
 }
 

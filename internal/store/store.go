@@ -65,6 +65,9 @@ type Store interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 	ClaimTick(ctx context.Context, job string, tick time.Time, holder string) (bool, error)
 
+	// Tenant is the tenant this handle reads and writes (see WithTenant).
+	Tenant() string
+
 	// Ping reports whether the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
