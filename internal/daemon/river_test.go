@@ -227,7 +227,9 @@ func TestRiverFleetManyTenantsThreeReplicasEachTickOnce(t *testing.T) {
 		t.Errorf("runs by replica %v: the work was not shared", perReplica)
 	}
 	slices.Sort(delays)
-	p := func(q float64) time.Duration { return delays[min(len(delays)-1, int(q*float64(len(delays))))].Round(time.Millisecond) }
+	p := func(q float64) time.Duration {
+		return delays[min(len(delays)-1, int(q*float64(len(delays))))].Round(time.Millisecond)
+	}
 	t.Logf("%d tenants × 3 replicas, every-second schedule: %d runs; runs per replica %v; tick→start delay p50 %s, p95 %s, max %s",
 		n, total, perReplica, p(0.5), p(0.95), delays[len(delays)-1].Round(time.Millisecond))
 }
