@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/exo-worker/worker/internal/store"
@@ -132,12 +131,4 @@ func decodeValue(raw json.RawMessage) (jobs.Value, bool) {
 		return jobs.Null, false
 	}
 	return v, true
-}
-
-// describeEntry names a journal entry for messages.
-func describeEntry(e store.JournalEntry) string {
-	if e.DisplayName != "" {
-		return fmt.Sprintf("%s (%s) %s", e.DisplayName, e.ObjectID, e.Param)
-	}
-	return fmt.Sprintf("%s %s", e.ObjectID, e.Param)
 }

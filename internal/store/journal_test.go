@@ -44,7 +44,7 @@ func TestJournalBeginOutcomePending(t *testing.T) {
 		if err := s.JournalOutcomes(ctx, outs); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.JournalOutcome(ctx, first[0], ChangeStateVerified, "req-2", ""); err != nil {
+		if err := s.JournalOutcomes(ctx, []Outcome{{ID: first[0], State: ChangeStateVerified, RequestID: "req-2"}}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -166,10 +166,10 @@ func TestJournalRefusals(t *testing.T) {
 		})
 
 		t.Run("outcome", func(t *testing.T) {
-			if err := s.JournalOutcome(ctx, ids[0], ChangeStatePending, "", ""); err == nil {
+			if err := s.JournalOutcomes(ctx, []Outcome{{ID: ids[0], State: ChangeStatePending}}); err == nil {
 				t.Error("outcome pending accepted")
 			}
-			if err := s.JournalOutcome(ctx, ids[0], "done", "", ""); err == nil {
+			if err := s.JournalOutcomes(ctx, []Outcome{{ID: ids[0], State: "done"}}); err == nil {
 				t.Error("unknown state accepted")
 			}
 			// All or nothing: one unknown id keeps the valid one from being recorded.

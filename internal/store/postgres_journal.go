@@ -76,11 +76,6 @@ func (p *Postgres) JournalBegin(ctx context.Context, runID string, changes []Cha
 	return ids, nil
 }
 
-// JournalOutcome records what happened to one journalled change.
-func (p *Postgres) JournalOutcome(ctx context.Context, id EntryID, state ChangeState, requestID, errText string) error {
-	return p.JournalOutcomes(ctx, []Outcome{{ID: id, State: state, RequestID: requestID, Error: errText}})
-}
-
 // JournalOutcomes is SQLite.JournalOutcomes on PostgreSQL: one transaction, one round trip (a pgx batch),
 // all or none.
 func (p *Postgres) JournalOutcomes(ctx context.Context, outcomes []Outcome) error {

@@ -78,12 +78,6 @@ func (s *SQLite) JournalBegin(ctx context.Context, runID string, changes []Chang
 	return ids, nil
 }
 
-// JournalOutcome records what happened to one journalled change. For a batch,
-// JournalOutcomes does the same in one transaction.
-func (s *SQLite) JournalOutcome(ctx context.Context, id EntryID, state ChangeState, requestID, errText string) error {
-	return s.JournalOutcomes(ctx, []Outcome{{ID: id, State: state, RequestID: requestID, Error: errText}})
-}
-
 // JournalOutcomes records the outcomes of several journalled changes (a $batch
 // of up to ten) in one transaction, so the journal costs one commit per batch,
 // not one per object. All or none are recorded: an unknown id fails the call

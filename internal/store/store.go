@@ -45,7 +45,6 @@ type Store interface {
 
 	// The change journal.
 	JournalBegin(ctx context.Context, runID string, changes []Change) ([]EntryID, error)
-	JournalOutcome(ctx context.Context, id EntryID, state ChangeState, requestID, errText string) error
 	JournalOutcomes(ctx context.Context, outcomes []Outcome) error
 	JournalPending(ctx context.Context, runID string) ([]JournalEntry, error)
 	Journal(ctx context.Context, runID string) ([]JournalEntry, error)

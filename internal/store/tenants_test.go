@@ -63,7 +63,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.JournalOutcome(ctx, ids[0], ChangeStateApplied, "", ""); !errors.Is(err, ErrNotFound) {
+		if err := b.JournalOutcomes(ctx, []Outcome{{ID: ids[0], State: ChangeStateApplied}}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("fabrikam recorded an outcome of contoso's entry: %v", err)
 		}
 		if p, err := b.JournalPending(ctx, ""); err != nil || len(p) != 0 {
