@@ -14,10 +14,12 @@ import (
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/metrics"
+	"github.com/exo-worker/worker/internal/server"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/internal/store/pgtest"
 	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // fleetDB is a fresh PostgreSQL schema, migrated for the worker and for River.
@@ -247,4 +249,110 @@ func assertNoOverlap(t *testing.T, tenant string, runs []store.Run) {
 			}
 		}
 	}
+}
+
+// runTriggered triggers one run per tenant on the fleet at once and waits for the healthy ones to end; it
+// returns each tenant's recorded run.
+func runTriggered(t *testing.T, dsn, schema string, tenants []simTenant, wait []string) map[string]store.Run {
+	t.Helper()
+	var replicas []*replica
+	for i := range 3 {
+		replicas = append(replicas, startReplica(t, dsn, schema, fmt.Sprintf("%s-replica-%d", schema, i), tenants, ""))
+	}
+	defer func() {
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			wg.Go(r.stop)
+		}
+		wg.Wait()
+	}()
+	ids := map[string]string{}
+	for i, tn := range tenants {
+		d := replicas[i%3].daemons[i]
+		id, _, err := d.Trigger(t.Context(), server.Trigger{Job: meurichtext.Name, Source: store.TriggerAPI, Reason: "figure"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[tn.name] = id
+	}
+	root := openPG(t, dsn, schema, 4)
+	out := map[string]store.Run{}
+	for _, name := range wait {
+		h, err := root.ForTenant(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = waitRun(t, h, ids[name], 3*time.Minute)
+	}
+	return out
+}
+
+func durations(runs map[string]store.Run) []time.Duration {
+	var ds []time.Duration
+	for _, r := range runs {
+		ds = append(ds, r.FinishedAt.Sub(r.StartedAt))
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// One tenant throttled hard (5 requests/s) and one whose every call fails (5xx) beside 18 healthy ones:
+// each tenant has its own EXO client (concurrency bound, learned budget, retries), so the noisy two do not
+// slow the others. It prints the healthy tenants' run times without and with the noisy two (a figure, not
+// a wall-clock assertion); it asserts that every healthy run succeeded and the failing tenant's run failed
+// on its own.
+func TestRiverFleetNoisyTenantsBesideHealthyOnesFigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a figure: 38 simulated tenants, several runs each")
+	}
+	const meus = 100
+	f := sim.Faults{RTT: 10 * time.Millisecond}
+	healthy := func(prefix string) ([]simTenant, []string) {
+		var ts []simTenant
+		var names []string
+		for i := range 18 {
+			name := fmt.Sprintf("%s%02d", prefix, i)
+			ts = append(ts, newSimTenant(t, name, meus, f))
+			names = append(names, name)
+		}
+		return ts, names
+	}
+
+	dsnA, schemaA := fleetDB(t)
+	alone, names := healthy("a")
+	before := runTriggered(t, dsnA, schemaA, alone, names)
+
+	dsnB, schemaB := fleetDB(t)
+	beside, namesB := healthy("b")
+	throttled := f
+	throttled.ThrottleBudget, throttled.ThrottleBurst = 5, 5
+	failing := f
+	failing.ErrorRate = 1
+	noisy := []simTenant{newSimTenant(t, "throttled", meus, throttled), newSimTenant(t, "failing", meus, failing)}
+	after := runTriggered(t, dsnB, schemaB, append(noisy, beside...), append(namesB, "failing"))
+
+	for name, r := range before {
+		if r.Status != store.RunSucceeded {
+			t.Errorf("alone: %s run %s: %s", name, r.Status, r.Error)
+		}
+	}
+	for name, r := range after {
+		switch {
+		case name == "failing" && r.Status == store.RunSucceeded:
+			t.Errorf("the failing tenant's run succeeded")
+		case name != "failing" && r.Status != store.RunSucceeded:
+			t.Errorf("beside noisy tenants: %s run %s: %s", name, r.Status, r.Error)
+		}
+	}
+	failed := after["failing"]
+	delete(after, "failing")
+	a, b := durations(before), durations(after)
+	med := func(ds []time.Duration) time.Duration { return ds[len(ds)/2].Round(time.Millisecond) }
+	p95 := func(ds []time.Duration) time.Duration {
+		return ds[min(len(ds)-1, len(ds)*95/100)].Round(time.Millisecond)
+	}
+	t.Logf("18 healthy tenants × %d MEUs on 3 replicas: run time alone median %s p95 %s; beside a throttled (5/s, %d × 429 so far) "+
+		"and a failing tenant (run %s after %s) median %s p95 %s (%.0f%% of alone)",
+		meus, med(a), p95(a), noisy[0].srv.FaultStats().Throttled, failed.Status, failed.FinishedAt.Sub(failed.StartedAt).Round(time.Millisecond),
+		med(b), p95(b), 100*float64(med(b))/float64(med(a)))
 }
