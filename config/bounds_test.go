@@ -19,7 +19,7 @@ func TestLoadDevZeroFailsBounded(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := Load("/dev/zero", nil)
+	_, err := Load("/dev/zero", nil, testLib)
 	runtime.ReadMemStats(&after)
 	if err == nil || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err %v, want ErrTooLarge", err)
@@ -41,7 +41,7 @@ func TestLoadRefusesOversizedFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(path, nil)
+	_, err := Load(path, nil, testLib)
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("err %v, want ErrTooLarge naming %s", err, path)
 	}
@@ -111,7 +111,7 @@ func TestProblemListIsCapped(t *testing.T) {
 	for i := range keys {
 		fmt.Fprintf(&b, "k%d: 1\n", i)
 	}
-	_, err := parse([]byte(b.String()), "many.yaml", nil)
+	_, err := parse([]byte(b.String()), "many.yaml", nil, testLib)
 	var verr *ValidationError
 	if !errors.As(err, &verr) {
 		t.Fatalf("err %T %v", err, err)
@@ -146,7 +146,7 @@ func TestLongValuesAreClipped(t *testing.T) {
 		{"date", "exceptions: [{object: a, owner: b, reason: c, expires: " + long + "}]\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parse([]byte(tc.yaml), "long.yaml", nil)
+			cfg, err := parse([]byte(tc.yaml), "long.yaml", nil, testLib)
 			if err == nil {
 				err = cfg.Validate()
 			}

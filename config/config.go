@@ -19,25 +19,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exo-worker/worker/jobs"
 	"gopkg.in/yaml.v3"
 )
 
 // Config is the whole configuration of a worker.
 type Config struct {
-	Tenant     Tenant               `yaml:"tenant"`
-	Auth       Auth                 `yaml:"auth"`
-	EXO        EXO                  `yaml:"exo"`
-	Store      Store                `yaml:"store"`
-	Server     Server               `yaml:"server"`
-	Log        Log                  `yaml:"log"`
-	Jobs       map[string]JobConfig `yaml:"jobs"`
-	Exceptions []Exception          `yaml:"exceptions"`
-	Triggers   []Trigger            `yaml:"triggers"`
+	Tenant Tenant `yaml:"tenant"`
+	Auth   Auth   `yaml:"auth"`
+	EXO    EXO    `yaml:"exo"`
+	Store  Store  `yaml:"store"`
+	Server Server `yaml:"server"`
+	Log    Log    `yaml:"log"`
+	// Jobs holds each named job's typed configuration (the job's own type, from the job library: see
+	// JobLibrary); a job the file does not name is not in the map.
+	Jobs       map[string]jobs.Config `yaml:"jobs"`
+	Exceptions []Exception            `yaml:"exceptions"`
+	Triggers   []Trigger              `yaml:"triggers"`
 
 	// source is the file the config came from ("" = environment only), for messages.
 	source string
 	// lines maps a field path to the line it was written on, so Validate's problems can point at the file.
 	lines map[string]int
+	// lib is the job library jobs.<name> was read with.
+	lib JobLibrary
 	// env records which fields an environment variable set (path → variable), for messages.
 	env map[string]string
 }
@@ -183,24 +188,16 @@ type Log struct {
 	Level string `yaml:"level"`
 }
 
-// Job modes.
-const (
-	ModeReport    = "report"
-	ModeDryRun    = "dry-run"
-	ModeRemediate = "remediate"
-)
-
-// JobConfig configures one job of the library, keyed by job name under jobs:.
-type JobConfig struct {
-	// Schedule is a cron expression (5 fields, or @hourly/@daily/@every 30m) for the daemon; empty = not scheduled.
-	Schedule string `yaml:"schedule"`
-	// Mode is report, dry-run or remediate; empty = the job's default.
-	Mode string `yaml:"mode"`
-	// Target is the value a remediation job sets (meu-richtext: Never, Always or UseDefaultSettings).
-	Target string `yaml:"target"`
-	// MaxChanges and MaxChangePercent bound the blast radius of one run; nil = the executor's default.
-	MaxChanges       *int     `yaml:"max_changes"`
-	MaxChangePercent *float64 `yaml:"max_change_percent"`
+// JobLibrary is what the configuration needs from the job library (jobs/library builds it) to read and
+// check jobs.<name>: each job owns its typed configuration, its defaults and their validation, so config/
+// knows no job by name.
+type JobLibrary interface {
+	// Names are the jobs there are.
+	Names() []string
+	// Defaults returns a new configuration of the named job holding its defaults (ok false: no such job).
+	Defaults(name string) (c jobs.Config, ok bool)
+	// Check returns the problems of the named job's configuration, by key below jobs.<name>.
+	Check(name string, c jobs.Config) []jobs.FieldError
 }
 
 // Exception keeps jobs away from one object until it expires.
@@ -292,7 +289,10 @@ func Default() Config {
 // secret written inline is a problem naming its path and line. If there are such problems, Load also runs
 // Validate and returns every problem together as a *ValidationError (with the partly read config), so one run
 // of `worker config validate` lists everything. Without them it returns a nil error; call Validate next.
-func Load(path string, env []string) (*Config, error) {
+//
+// lib is the job library: jobs.<name> is decoded into the named job's own configuration type and checked by
+// it; a name the library does not know is a problem listing the jobs there are. A nil lib knows no job.
+func Load(path string, env []string, lib JobLibrary) (*Config, error) {
 	var data []byte
 	if path != "" {
 		var err error
@@ -300,16 +300,17 @@ func Load(path string, env []string) (*Config, error) {
 			return nil, err
 		}
 	}
-	return parse(data, path, env)
+	return parse(data, path, env, lib)
 }
 
 // parse is Load after the file has been read.
-func parse(data []byte, source string, env []string) (*Config, error) {
+func parse(data []byte, source string, env []string, lib JobLibrary) (*Config, error) {
 	cfg := Default()
 	cfg.source = source
+	cfg.lib = lib
 	cfg.lines = map[string]int{}
 	cfg.env = map[string]string{}
-	d := &decoder{lines: cfg.lines}
+	d := &decoder{lines: cfg.lines, lib: lib}
 	if len(strings.TrimSpace(string(data))) > 0 {
 		var doc yaml.Node
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
@@ -369,10 +370,6 @@ func (c *Config) applyDefaults() {
 	c.Store.Driver = strings.ToLower(strings.TrimSpace(c.Store.Driver))
 	if c.Store.Driver == "" {
 		c.Store.Driver = DriverSQLite
-	}
-	for name, jc := range c.Jobs {
-		jc.Mode = strings.ToLower(strings.TrimSpace(jc.Mode))
-		c.Jobs[name] = jc
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // files is a temp dir with the files a valid config names.
@@ -84,7 +87,7 @@ func load(t *testing.T, yml string, env ...string) (*Config, error) {
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(path, env)
+	cfg, err := Load(path, env, testLib)
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -107,13 +110,18 @@ func TestLoadValid(t *testing.T) {
 	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.Store.Path != "./data/worker.db" || cfg.Log.Level != "info" {
 		t.Errorf("defaults: server %+v store %+v log %+v", cfg.Server, cfg.Store, cfg.Log)
 	}
-	rt := cfg.Jobs["meu-richtext"]
-	if rt.Mode != ModeRemediate || rt.Target != "Never" || rt.MaxChanges == nil || *rt.MaxChanges != 500 ||
-		rt.MaxChangePercent == nil || *rt.MaxChangePercent != 20 || rt.Schedule != "*/30 * * * *" {
-		t.Errorf("jobs.meu-richtext = %+v", rt)
+	rt, ok := cfg.Jobs["meu-richtext"].(*meurichtext.Config)
+	if !ok || rt.Mode != jobs.ModeRemediate || rt.Target != "Never" || rt.MaxChanges != 500 ||
+		rt.MaxChangePercent != 20 || rt.Schedule != "*/30 * * * *" {
+		t.Errorf("jobs.meu-richtext = %#v, want the job's own configuration type, read", cfg.Jobs["meu-richtext"])
 	}
-	if aa := cfg.Jobs["address-audit"]; aa.MaxChanges != nil || aa.Mode != "" {
-		t.Errorf("unset job limits must stay nil (executor default): %+v", aa)
+	// What the file leaves out of a job's settings is the job's default: finite limits, an audit reports.
+	if aa := cfg.Jobs["address-audit"].Common(); aa.MaxChanges != jobs.DefaultMaxChanges || aa.MaxChangePercent != jobs.DefaultMaxChangePercent ||
+		aa.Mode != jobs.ModeReport || aa.Schedule != "0 6 * * *" {
+		t.Errorf("jobs.address-audit = %+v, want its schedule and the defaults", aa)
+	}
+	if _, named := cfg.Jobs["meu-audit"]; named {
+		t.Error("a job the file does not name is in cfg.Jobs")
 	}
 	if len(cfg.Exceptions) != 1 || cfg.Exceptions[0].Owner != "it-ops@contoso.com" ||
 		!cfg.Exceptions[0].Expires.Equal(time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC)) || cfg.Exceptions[0].Jobs[0] != "meu-richtext" {
@@ -123,7 +131,7 @@ func TestLoadValid(t *testing.T) {
 
 func TestExampleFileMatchesSchema(t *testing.T) {
 	// The shipped example must only fail on the files it names (which do not exist here), never on a key.
-	cfg, err := Load("example.yaml", nil)
+	cfg, err := Load("example.yaml", nil, testLib)
 	if err != nil {
 		t.Fatalf("example.yaml: %v", err)
 	}
@@ -236,15 +244,35 @@ auth:
 		{
 			name: "bad jobs",
 			yml: strings.Replace(valid, `address-audit: {schedule: "0 6 * * *"}`,
-				`address-audit: {schedule: "every day", mode: fix, target: Sometimes, max_changes: -1, max_change_percent: 150}
+				`address-audit: {schedule: "every day", mode: fix, target: Never, max_changes: -1, max_change_percent: 150}
+  meu-audit: {mode: remediate, max_changes: 0}
+  meu-richtxt: {target: Never}
   Bad_Name: {}`, 1),
 			want: []want{
 				{"jobs.address-audit.schedule", "not a schedule"},
 				{"jobs.address-audit.mode", `"fix" is not a mode; use one of report, dry-run, remediate`},
-				{"jobs.address-audit.target", "use one of Never, Always, UseDefaultSettings"},
-				{"jobs.address-audit.max_changes", "negative"},
-				{"jobs.address-audit.max_change_percent", "use 0 to 100"},
-				{"jobs.Bad_Name", "not a job name"},
+				{"jobs.address-audit.target", "unknown key"},
+				{"jobs.address-audit.max_changes", "use 1 or more"},
+				{"jobs.address-audit.max_change_percent", "more than 0 and at most 100"},
+				{"jobs.meu-audit.mode", "an audit only reports"},
+				{"jobs.meu-audit.max_changes", "use 1 or more"},
+				{"jobs.meu-richtxt", `no job "meu-richtxt"; did you mean "meu-richtext"? (known jobs: address-audit, identity-audit, license-audit, meu-audit, meu-richtext`},
+				{"jobs.Bad_Name", "no job"},
+			},
+		},
+		{
+			name: "meu-richtext target",
+			yml:  strings.Replace(valid, "target: Never", "target: Sometimes", 1),
+			want: []want{{"jobs.meu-richtext.target", "use one of Never, Always, UseDefaultSettings"}},
+		},
+		{
+			name: "trigger of an unconfigured job, exception of an unknown one",
+			yml: valid + "  - {object: bob@contoso.com, jobs: [meu-richtxt], owner: a, reason: b}\n" +
+				"triggers:\n  - {source: alertmanager, job: meu-audit}\n  - {source: alertmanager, job: nope}\n",
+			want: []want{
+				{"exceptions[1].jobs[0]", `no job "meu-richtxt"`},
+				{"triggers[0].job", "job meu-audit is not configured: add jobs.meu-audit"},
+				{"triggers[1].job", `no job "nope"`},
 			},
 		},
 		{
@@ -496,7 +524,7 @@ func TestSecretFromEnv(t *testing.T) {
 	if !strings.Contains(cfg.String(), "# auth client secret: set from WORKER_AUTH_CLIENT_SECRET (redacted)") {
 		t.Errorf("String() does not say where the secret came from:\n%s", cfg.String())
 	}
-	if _, err := parse([]byte(cfg.String()), "printed.yaml", nil); err != nil {
+	if _, err := parse([]byte(cfg.String()), "printed.yaml", nil, testLib); err != nil {
 		t.Errorf("printed config does not load back: %v", err)
 	}
 }
@@ -557,7 +585,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil, testLib)
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("err %v, want one naming the file", err)
 	}
@@ -582,7 +610,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		cfg, err := parse([]byte(data), "fuzz.yaml", []string{"WORKER_EXO_PAGE_SIZE=7"})
+		cfg, err := parse([]byte(data), "fuzz.yaml", []string{"WORKER_EXO_PAGE_SIZE=7"}, testLib)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -617,7 +645,7 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	}
 	b.WriteString("]\n")
 	start := time.Now()
-	_, err := parse([]byte(b.String()), "bomb.yaml", nil)
+	_, err := parse([]byte(b.String()), "bomb.yaml", nil, testLib)
 	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
 		t.Fatalf("err %.500v, want the expansion refused", err)
 	}
@@ -656,7 +684,7 @@ func TestStorePostgres(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parse([]byte(base+tc.yml), "t.yaml", append([]string{"WORKER_AUTH_CLIENT_SECRET=x"}, tc.env...))
+			cfg, err := parse([]byte(base+tc.yml), "t.yaml", append([]string{"WORKER_AUTH_CLIENT_SECRET=x"}, tc.env...), testLib)
 			if err == nil {
 				err = cfg.Validate()
 			}

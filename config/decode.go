@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/exo-worker/worker/jobs"
 	"gopkg.in/yaml.v3"
 )
 
@@ -15,6 +16,7 @@ import (
 // decode), while an operator wants every problem of the file in one go. yaml.v3 still converts each scalar,
 // so values mean what they mean in YAML.
 type decoder struct {
+	lib      JobLibrary // reads jobs.<name>
 	problems []Problem
 	omitted  int // problems beyond MaxProblems, counted only
 	lines    map[string]int
@@ -92,6 +94,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Map:
+		if v.Type() == jobsMapType {
+			d.decodeJobs(n, v, path)
+			return
+		}
 		d.decodeMap(n, v, path)
 	case reflect.Slice:
 		d.decodeSlice(n, v, path)
@@ -124,7 +130,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.addf(kp, k.Line, "unknown key%s", suggest(key, yamlKeys(v.Type())))
 			continue
 		}
-		d.decode(val, v.Field(idx), kp)
+		d.decode(val, v.FieldByIndex(idx), kp)
 	}
 }
 
@@ -149,6 +155,66 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		d.decode(val, elem, kp)
 		v.SetMapIndex(reflect.ValueOf(k.Value), elem)
 	}
+}
+
+var jobsMapType = reflect.TypeFor[map[string]jobs.Config]()
+
+// decodeJobs reads jobs: each key names a job of the library, whose own configuration type (holding its
+// defaults) the value is decoded into.
+func (d *decoder) decodeJobs(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.addf(path, n.Line, "must be a mapping (job name: settings), not %s", describeNode(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	var known []string
+	if d.lib != nil {
+		known = d.lib.Names()
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		kp := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.addf(kp, k.Line, "is set twice (first on line %d); keep one", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		var jc jobs.Config
+		ok := false
+		if d.lib != nil {
+			jc, ok = d.lib.Defaults(k.Value)
+		}
+		if !ok {
+			d.addf(kp, k.Line, "no job %q%s", k.Value, suggestJob(k.Value, known))
+			continue
+		}
+		d.lines[kp] = k.Line
+		if !isNull(val) {
+			d.decode(val, reflect.ValueOf(jc).Elem(), kp)
+		}
+		v.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(jc))
+	}
+}
+
+// suggestJob names the closest known job and lists them all.
+func suggestJob(name string, known []string) string {
+	if len(known) == 0 {
+		return "; this worker knows no jobs"
+	}
+	best, bestDist := "", 1<<30
+	for _, k := range known {
+		if dist := editDistance(strings.ToLower(name), k); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	list := strings.Join(known, ", ")
+	if bestDist <= max(2, len(name)/3) {
+		return fmt.Sprintf("; did you mean %q? (known jobs: %s; see `worker jobs`)", best, list)
+	}
+	return fmt.Sprintf("; known jobs: %s (see `worker jobs`)", list)
 }
 
 func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
@@ -232,19 +298,35 @@ func yamlName(f reflect.StructField) string {
 	return name
 }
 
-func fieldByKey(t reflect.Type, key string) (int, bool) {
+// fieldByKey finds the field a key sets, looking into embedded structs tagged `yaml:",inline"` (a job's
+// configuration embeds jobs.Settings so); the result is an index path for FieldByIndex.
+func fieldByKey(t reflect.Type, key string) ([]int, bool) {
 	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); name != "" && name == key {
-			return i, true
+		f := t.Field(i)
+		if isInline(f) {
+			if sub, ok := fieldByKey(f.Type, key); ok {
+				return append([]int{i}, sub...), true
+			}
+			continue
+		}
+		if name := yamlName(f); name != "" && name == key {
+			return []int{i}, true
 		}
 	}
-	return 0, false
+	return nil, false
+}
+
+func isInline(f reflect.StructField) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(opts, ","), "inline")
 }
 
 func yamlKeys(t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
-		if k := yamlName(t.Field(i)); k != "" {
+		if f := t.Field(i); isInline(f) {
+			keys = append(keys, yamlKeys(f.Type)...)
+		} else if k := yamlName(f); k != "" {
 			keys = append(keys, k)
 		}
 	}

@@ -16,8 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/exo-worker/worker/internal/schedule"
 )
 
 // Problem is one thing wrong with the configuration.
@@ -472,11 +470,8 @@ func (v *validator) log() {
 	}
 }
 
-var (
-	modes    = []string{ModeReport, ModeDryRun, ModeRemediate}
-	richText = []string{"Never", "Always", "UseDefaultSettings"}
-)
-
+// jobs has each named job check its own configuration (JobLibrary.Check: the settings every job has, the
+// job's own keys, and the job built from them); a name the library does not know was reported when decoding.
 func (v *validator) jobs() {
 	names := make([]string, 0, len(v.c.Jobs))
 	for name := range v.c.Jobs {
@@ -485,28 +480,26 @@ func (v *validator) jobs() {
 	sort.Strings(names)
 	for _, name := range names {
 		jc := v.c.Jobs[name]
-		p := "jobs." + name
-		if !jobRE.MatchString(name) {
-			v.add(p, "%q is not a job name; job names are lower case with dashes, e.g. meu-richtext (see `worker jobs`)", name)
+		if jc == nil || v.c.lib == nil {
+			continue
 		}
-		if jc.Schedule != "" {
-			if _, err := schedule.Parse(jc.Schedule); err != nil {
-				v.add(p+".schedule", "%q is not a schedule: %v", jc.Schedule, err)
-			}
-		}
-		if jc.Mode != "" && !slices.Contains(modes, jc.Mode) {
-			v.add(p+".mode", "%q is not a mode; use one of %s", jc.Mode, strings.Join(modes, ", "))
-		}
-		if jc.Target != "" && !slices.ContainsFunc(richText, func(s string) bool { return strings.EqualFold(s, jc.Target) }) {
-			v.add(p+".target", "%q is not a value of UseMapiRichTextFormat; use one of %s", jc.Target, strings.Join(richText, ", "))
-		}
-		if jc.MaxChanges != nil && *jc.MaxChanges < 0 {
-			v.add(p+".max_changes", "%d is negative; use 0 or more (the most objects one run may change)", *jc.MaxChanges)
-		}
-		if jc.MaxChangePercent != nil && !(*jc.MaxChangePercent >= 0 && *jc.MaxChangePercent <= 100) {
-			v.add(p+".max_change_percent", "%v is not a percentage; use 0 to 100 (the largest share of in-scope objects one run may change)", *jc.MaxChangePercent)
+		for _, fe := range v.c.lib.Check(name, jc) {
+			v.add(join("jobs."+name, fe.Field), "%s", fe.Message)
 		}
 	}
+}
+
+// knownJob checks a job name an exception or a trigger refers to.
+func (v *validator) knownJob(path, job string) bool {
+	if !jobRE.MatchString(job) {
+		v.add(path, "%q is not a job name; e.g. meu-richtext (see `worker jobs`)", job)
+		return false
+	}
+	if v.c.lib != nil && !slices.Contains(v.c.lib.Names(), job) {
+		v.add(path, "no job %q; known jobs: %s (see `worker jobs`)", job, strings.Join(v.c.lib.Names(), ", "))
+		return false
+	}
+	return true
 }
 
 func (v *validator) exceptions() {
@@ -530,17 +523,15 @@ func (v *validator) exceptions() {
 			v.add(p+".reason", "required: why the object is excepted")
 		}
 		for j, job := range x.Jobs {
-			if !jobRE.MatchString(job) {
-				v.add(fmt.Sprintf("%s.jobs[%d]", p, j), "%q is not a job name; e.g. meu-richtext (see `worker jobs`)", job)
-			}
+			v.knownJob(fmt.Sprintf("%s.jobs[%d]", p, j), job)
 		}
 	}
 }
 
 var triggerSources = []string{"alertmanager", "azure-monitor"}
 
-// triggers checks the shape of each alert rule; whether its job exists is checked by `worker serve`, which
-// knows the job library.
+// triggers checks each alert rule: its shape, and that its job is one the configuration names (an alert may
+// only start a job a person configured, with its mode and blast radius).
 func (v *validator) triggers() {
 	for i, tr := range v.c.Triggers {
 		p := fmt.Sprintf("triggers[%d]", i)
@@ -550,8 +541,9 @@ func (v *validator) triggers() {
 		switch {
 		case strings.TrimSpace(tr.Job) == "":
 			v.add(p+".job", "required: the job the alert runs, e.g. meu-richtext (see `worker jobs`)")
-		case !jobRE.MatchString(tr.Job):
-			v.add(p+".job", "%q is not a job name; e.g. meu-richtext (see `worker jobs`)", tr.Job)
+		case !v.knownJob(p+".job", tr.Job):
+		case v.c.Jobs[tr.Job] == nil:
+			v.add(p+".job", "job %s is not configured: add jobs.%s (its mode and blast radius) before alerts may start it", tr.Job, tr.Job)
 		}
 		for k := range tr.Match {
 			if strings.TrimSpace(k) == "" {

@@ -1,6 +1,9 @@
 package jobs
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Mode is how a run treats the tenant.
 type Mode string
@@ -12,11 +15,15 @@ const (
 	ModeRemediate Mode = "remediate" // the plan applied, then read back
 )
 
-// ParseMode accepts the three mode names.
+// Modes lists the modes, safest first.
+var Modes = []Mode{ModeReport, ModeDryRun, ModeRemediate}
+
+// ParseMode accepts the three mode names, in any case.
 func ParseMode(s string) (Mode, error) {
-	switch Mode(s) {
+	m := Mode(strings.ToLower(strings.TrimSpace(s)))
+	switch m {
 	case ModeReport, ModeDryRun, ModeRemediate:
-		return Mode(s), nil
+		return m, nil
 	}
-	return "", fmt.Errorf("mode %q is not one of report, dry-run, remediate", s)
+	return "", fmt.Errorf("%q is not a mode; use one of report, dry-run, remediate", s)
 }

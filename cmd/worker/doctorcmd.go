@@ -89,7 +89,11 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 	case path == "":
 		return withCode(executor.ExitUsage, errors.New("no configuration: pass --config FILE (worker setup writes one), or try --sim"))
 	}
-	cfg, err := config.Load(path, os.Environ())
+	lib, err := jobLibrary()
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path, os.Environ(), lib)
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -97,7 +101,7 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags) error {
 	if err == nil {
 		o.Schedules = map[string]string{}
 		for n, jc := range cfg.Jobs {
-			o.Schedules[n] = jc.Schedule
+			o.Schedules[n] = jc.Common().Schedule
 		}
 		reg, rerr := newRegistry(cfg)
 		if rerr != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/exo-worker/worker/config"
 	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/jobs/library"
 )
 
 // workerBin is the worker binary the integration tests run as real child processes, built once.
@@ -183,7 +184,11 @@ func addServerSection(t *testing.T, cfgPath string) {
 // truth, through the real client.
 func tenantClient(t *testing.T, cfgPath string) *exo.Client {
 	t.Helper()
-	cfg, err := config.Load(cfgPath, nil)
+	lib, err := library.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath, nil, lib)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/exo-worker/worker/internal/auth"
 	"github.com/exo-worker/worker/internal/daemon"
@@ -36,7 +37,12 @@ func newRunCmd(g *globals) *cobra.Command {
 The job reads the tenant, plans its changes, and the executor applies them in batches, then reads every
 changed object back. Safety: --dry-run prints old → new per object and writes nothing; a run that would
 change more objects than jobs.<job>.max_changes or max_change_percent stops before the first write
-(exit 3) until you rerun it with --force.`,
+(exit 3) until you rerun it with --force.
+
+A job the configuration does not name (no jobs.<job> section) runs here with its defaults — remediation
+jobs remediate, audits report, at most 500 objects and 20% of the scope — because you asked for it by name.
+The daemon (worker serve), its API and webhooks never start such a job. ` + "`worker jobs`" + ` shows each job's
+effective mode and limits.`,
 		Example: `  worker run meu-richtext --sim                 # fix every MEU of a simulated tenant
   worker run meu-richtext --config worker.yaml --dry-run
   worker run meu-richtext --config worker.yaml --force --output json > run.json`,
@@ -69,13 +75,15 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	}
 	defer su.close()
 	cfg, reg := su.cfg, su.reg
-	job, err := reg.Get(name)
+	entry, err := reg.Entry(name)
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
-	opts, err := jobOptions(cfg, job)
-	if err != nil {
-		return withCode(executor.ExitUsage, err)
+	job, opts := entry.Job, jobOptions(entry)
+	if !entry.Configured {
+		g.log.Warn("the configuration does not name this job: running it once with its defaults (configure jobs."+name+" to change them; `worker jobs` shows them)",
+			zap.String("job", name), zap.String("mode", string(opts.Mode)), zap.Int("max_changes", opts.MaxChanges),
+			zap.Float64("max_change_percent", opts.MaxChangePercent))
 	}
 	if f.dryRun {
 		opts.Mode = jobs.ModeDryRun

@@ -96,10 +96,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if f.listen != "" {
 		cfg.Server.Listen = f.listen
 	}
-	specs, err := jobSpecs(cfg, reg)
-	if err != nil {
-		return withCode(executor.ExitUsage, err)
-	}
+	specs := jobSpecs(reg)
 
 	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
@@ -133,7 +130,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 			return withCode(executor.ExitUsage, err)
 		}
 	}
-	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Metrics: m, Log: g.log.Named("daemon"),
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Library: reg, Metrics: m, Log: g.log.Named("daemon"),
 		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
@@ -251,40 +248,31 @@ func applyScheduleFlags(cfg *config.Config, reg *jobs.Registry, flags []string) 
 		if !ok || name == "" {
 			return fmt.Errorf("--schedule %q: write JOB=SPEC, e.g. --schedule 'meu-richtext=*/30 * * * *'", fl)
 		}
-		if _, err := reg.Get(name); err != nil {
+		e, err := reg.Entry(name)
+		if err != nil {
 			return fmt.Errorf("--schedule %q: %w", fl, err)
+		}
+		if !e.Configured {
+			return fmt.Errorf("--schedule %q: job %s is not configured; add jobs.%s to the configuration (its mode and blast radius) to let the daemon run it", fl, name, name)
 		}
 		if spec = strings.TrimSpace(spec); spec != "" {
 			if _, err := daemon.ParseSchedule(name, spec); err != nil {
 				return fmt.Errorf("--schedule: %w", err)
 			}
 		}
-		if cfg.Jobs == nil {
-			cfg.Jobs = map[string]config.JobConfig{}
-		}
-		jc := cfg.Jobs[name]
-		jc.Schedule = spec
-		cfg.Jobs[name] = jc
+		e.Config.Common().Schedule = spec
 	}
 	return nil
 }
 
-// jobSpecs is every job of the library with its schedule and safety settings from the configuration.
-func jobSpecs(cfg *config.Config, reg *jobs.Registry) ([]daemon.JobSpec, error) {
+// jobSpecs are the jobs the configuration names, with their schedules and safety settings: the daemon
+// schedules them and lets its API and webhooks start them, and no other job.
+func jobSpecs(reg *jobs.Registry) []daemon.JobSpec {
 	var specs []daemon.JobSpec
-	for _, j := range reg.All() {
-		opts, err := jobOptions(cfg, j)
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, daemon.JobSpec{Job: j, Schedule: cfg.Jobs[j.Name()].Schedule, Options: opts})
+	for _, e := range reg.Configured() {
+		specs = append(specs, daemon.JobSpec{Job: e.Job, Schedule: e.Settings().Schedule, Options: jobOptions(e)})
 	}
-	for name := range cfg.Jobs {
-		if _, err := reg.Get(name); err != nil {
-			return nil, fmt.Errorf("jobs.%s: %w", name, err)
-		}
-	}
-	return specs, nil
+	return specs
 }
 
 // configTriggers converts the triggers: section for the HTTP server.

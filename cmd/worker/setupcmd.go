@@ -93,7 +93,11 @@ right after setup, wait and run it again.`,
 func setupBase(g *globals, f *setupFlags) (*config.Config, error) {
 	var cfg *config.Config
 	if path := configPath(g.configFile); path != "" {
-		c, err := config.Load(path, os.Environ())
+		lib, err := jobLibrary()
+		if err != nil {
+			return nil, err
+		}
+		c, err := config.Load(path, os.Environ(), lib)
 		var verr *config.ValidationError
 		if err != nil && !errors.As(err, &verr) {
 			return nil, withCode(executor.ExitUsage, err)

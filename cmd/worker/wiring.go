@@ -24,7 +24,6 @@ import (
 	"github.com/exo-worker/worker/jobs/audit"
 	"github.com/exo-worker/worker/jobs/executor"
 	"github.com/exo-worker/worker/jobs/library"
-	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
 // configPath picks the config file: the flag, then WORKER_CONFIG.
@@ -38,7 +37,11 @@ func configPath(flag string) string {
 // loadConfig reads and validates the configuration; every problem is a usage error (exit 1). The logger
 // takes log.level from it from then on.
 func loadConfig(g *globals, path string) (*config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
+	lib, err := jobLibrary()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(path, os.Environ(), lib)
 	if err != nil {
 		return nil, withCode(executor.ExitUsage, err)
 	}
@@ -49,15 +52,26 @@ func loadConfig(g *globals, path string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// newRegistry builds the job library from the configuration.
-func newRegistry(cfg *config.Config) (*jobs.Registry, error) {
-	target := ""
-	if jc, ok := cfg.Jobs[meurichtext.Name]; ok {
-		target = jc.Target
-	}
-	reg, err := library.New(target)
+// jobLibrary is every job the worker knows (jobs/library), registered: a job whose declaration the executor
+// could not run stops the worker at start, naming the job and why.
+func jobLibrary() (*jobs.Library, error) {
+	lib, err := library.New()
 	if err != nil {
-		return nil, withCode(executor.ExitUsage, fmt.Errorf("jobs.%s.target: %w", meurichtext.Name, err))
+		return nil, withCode(executor.ExitUsage, err)
+	}
+	return lib, nil
+}
+
+// newRegistry builds every job of the library: the ones the configuration names from their configuration,
+// the others from their defaults (only a person running them once may use those).
+func newRegistry(cfg *config.Config) (*jobs.Registry, error) {
+	lib, err := jobLibrary()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := lib.Registry(cfg.Jobs)
+	if err != nil {
+		return nil, withCode(executor.ExitUsage, err)
 	}
 	return reg, nil
 }
@@ -165,30 +179,11 @@ func newEXOClient(cfg *config.Config, log *zap.Logger) (*exo.Client, error) {
 	return t.exo()
 }
 
-// jobOptions are a job's mode and blast radius from jobs.<job>. A job with no mode configured runs in its
-// safe default: remediation jobs remediate, audits report.
-func jobOptions(cfg *config.Config, j jobs.Job) (executor.Options, error) {
-	name := j.Name()
-	jc := cfg.Jobs[name]
-	mode := jobs.ModeRemediate
-	if j.Describe().Kind == jobs.KindAudit {
-		mode = jobs.ModeReport
-	}
-	if jc.Mode != "" {
-		m, err := jobs.ParseMode(jc.Mode)
-		if err != nil {
-			return executor.Options{}, fmt.Errorf("jobs.%s.mode: %w", name, err)
-		}
-		mode = m
-	}
-	opts := executor.Options{Mode: mode, JobConfigPath: "jobs." + name}
-	if jc.MaxChanges != nil {
-		opts.MaxChanges = *jc.MaxChanges
-	}
-	if jc.MaxChangePercent != nil {
-		opts.MaxChangePercent = *jc.MaxChangePercent
-	}
-	return opts, nil
+// jobOptions are a job's mode and blast radius: its effective settings (jobs.<job>, or the job's defaults).
+func jobOptions(e *jobs.Entry) executor.Options {
+	st := e.Settings()
+	return executor.Options{Mode: st.Mode, MaxChanges: st.MaxChanges, MaxChangePercent: st.MaxChangePercent,
+		JobConfigPath: "jobs." + e.Job.Name()}
 }
 
 // configExceptions converts the exceptions: section for the executor.

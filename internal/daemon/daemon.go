@@ -393,6 +393,12 @@ func (d *Daemon) trigger(job string, req request) (string, bool, error) {
 	defer d.mu.Unlock()
 	js, ok := d.jobs[job]
 	if !ok {
+		if d.library != nil {
+			if _, err := d.library.Get(job); err == nil {
+				return "", false, fmt.Errorf("%w %q: the job is not configured, and the daemon only starts jobs the configuration names "+
+					"(add jobs.%s with its mode and blast radius); configured jobs are %s", server.ErrUnknownJob, job, job, strings.Join(d.order, ", "))
+			}
+		}
 		return "", false, fmt.Errorf("%w %q: known jobs are %s", server.ErrUnknownJob, job, strings.Join(d.order, ", "))
 	}
 	if d.stopping {

@@ -21,7 +21,9 @@ import (
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
+	"github.com/exo-worker/worker/jobs/audit"
 	"github.com/exo-worker/worker/jobs/executor"
+	"github.com/exo-worker/worker/jobs/library"
 	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
@@ -386,9 +388,26 @@ func TestTriggersWhileRunningCoalesceIntoOneFollowUp(t *testing.T) {
 
 func TestTriggerErrors(t *testing.T) {
 	e := newEnv(t, nil, sim.Faults{})
-	d := e.daemon(t, daemon.Options{})
+	lib, err := library.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := lib.Registry(nil) // every job on its defaults: none configured
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.daemon(t, daemon.Options{Library: reg})
 	if _, _, err := d.Trigger(context.Background(), server.Trigger{Job: "nope"}); !errors.Is(err, server.ErrUnknownJob) {
 		t.Errorf("unknown job: err = %v, want ErrUnknownJob", err)
+	}
+	// A job of the library the configuration does not name is not startable through the API or a webhook.
+	_, _, err = d.Trigger(context.Background(), server.Trigger{Job: audit.MEUAuditName})
+	if !errors.Is(err, server.ErrUnknownJob) || !strings.Contains(err.Error(), "not configured") ||
+		!strings.Contains(err.Error(), "jobs."+audit.MEUAuditName) {
+		t.Errorf("unconfigured job: err = %v, want ErrUnknownJob saying it is not configured", err)
+	}
+	if n := e.srv.Log.Count(func(sim.Entry) bool { return true }); n != 0 {
+		t.Errorf("%d requests reached the tenant for refused triggers", n)
 	}
 	d.Stop()
 	if _, _, err := d.Trigger(context.Background(), server.Trigger{Job: meurichtext.Name}); !errors.Is(err, server.ErrShuttingDown) {

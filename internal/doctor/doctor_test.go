@@ -26,6 +26,7 @@ import (
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/library"
 	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
@@ -63,7 +64,11 @@ func options(t *testing.T, yaml string) Options {
 		t.Fatal(err)
 	}
 	o := Options{Uid: os.Getuid()}
-	cfg, err := config.Load(path, nil)
+	lib, err := library.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil, lib)
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -77,7 +82,7 @@ func options(t *testing.T, yaml string) Options {
 	}
 	o.Schedules = map[string]string{}
 	for n, jc := range cfg.Jobs {
-		o.Schedules[n] = jc.Schedule
+		o.Schedules[n] = jc.Common().Schedule
 	}
 	if o.Endpoints, err = cfg.Tenant.Resolve(); err != nil {
 		t.Fatal(err)

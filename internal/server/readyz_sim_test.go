@@ -37,7 +37,7 @@ func TestReadyzAgainstEntra(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, nil)
+	cfg, err := config.Load(path, nil, nil)
 	if err == nil {
 		err = cfg.Validate()
 	}

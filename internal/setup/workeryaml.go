@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/exo-worker/worker/config"
+	"gopkg.in/yaml.v3"
 )
 
 // yamlMarker starts every worker.yaml setup writes; a file without it is the admin's and is never replaced.
@@ -62,29 +63,14 @@ func WorkerYAML(base *config.Config, appID, certFile string, thumbprint string, 
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		jc := base.Jobs[n]
-		var lines []string
-		if jc.Schedule != "" {
-			lines = append(lines, "schedule: "+q(jc.Schedule))
-		}
-		if jc.Mode != "" {
-			lines = append(lines, "mode: "+jc.Mode)
-		}
-		if jc.Target != "" {
-			lines = append(lines, "target: "+jc.Target)
-		}
-		if jc.MaxChanges != nil {
-			lines = append(lines, "max_changes: "+strconv.Itoa(*jc.MaxChanges))
-		}
-		if jc.MaxChangePercent != nil {
-			lines = append(lines, "max_change_percent: "+strconv.FormatFloat(*jc.MaxChangePercent, 'f', -1, 64))
-		}
-		if len(lines) == 0 {
-			w("  %s: {}", n)
+		// Each job's configuration is its own type (jobs.Config): written back as YAML, every key the job has.
+		out, err := yaml.Marshal(base.Jobs[n])
+		if err != nil {
+			w("  %s: {}  # not written: %v", n, err)
 			continue
 		}
 		w("  %s:", n)
-		for _, l := range lines {
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 			w("    %s", l)
 		}
 	}

@@ -1,5 +1,5 @@
-// Package library is the job library of exo-worker: the one place that lists every job the worker can run.
-// Adding a job is one line here (see docs/ADDING-A-JOB.md).
+// Package library is the job library of exo-worker: the one place that lists every job the worker can run,
+// one line each. Adding a job is one line here (docs/ADDING-A-JOB.md walks through the rest).
 package library
 
 import (
@@ -8,17 +8,22 @@ import (
 	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
-// New returns the registry of every job; richTextTarget is meu-richtext's target (empty = Never).
-func New(richTextTarget string) (*jobs.Registry, error) {
-	rt, err := meurichtext.New(richTextTarget)
-	if err != nil {
-		return nil, err
+// Definitions are every job of the library.
+func Definitions() []jobs.Definition {
+	return []jobs.Definition{
+		meurichtext.Definition,
+		audit.AddressDefinition,
+		audit.IdentityDefinition,
+		audit.LicenseDefinition,
+		audit.MEUDefinition,
 	}
-	return jobs.NewRegistry(
-		rt,
-		&audit.AddressAudit{},
-		&audit.IdentityAudit{},
-		&audit.LicenseAudit{},
-		&audit.MEUAudit{},
-	)
 }
+
+// New registers every job, checking each declaration against the table of parameters directory sync owns.
+func New() (*jobs.Library, error) {
+	return jobs.NewLibrary(SyncOwned, Definitions()...)
+}
+
+// SyncOwned is the table of Exchange parameters directory sync owns, which registration checks every
+// declared write against (exo.SyncOwned once it lands; nil checks everything else).
+var SyncOwned jobs.SyncOwnedFunc

@@ -78,3 +78,32 @@ func (j *Job) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	}
 	return p, nil
 }
+
+// Config is jobs.meu-richtext in the configuration.
+type Config struct {
+	jobs.Settings `yaml:",inline"`
+	// Target is the value every in-scope mail user should hold: Never (the default), Always or
+	// UseDefaultSettings.
+	Target string `yaml:"target"`
+}
+
+// DefaultConfig is the job's configuration when the file sets nothing: remediate within the default blast
+// radius, target Never.
+func DefaultConfig() *Config {
+	return &Config{Settings: jobs.DefaultSettings(jobs.KindRemediate), Target: "Never"}
+}
+
+// Check implements jobs.Config.
+func (c *Config) Check() []jobs.FieldError {
+	for _, v := range Values {
+		if strings.EqualFold(v, c.Target) {
+			c.Target = v
+			return nil
+		}
+	}
+	return []jobs.FieldError{{Field: "target", Message: fmt.Sprintf("%q is not a value of UseMapiRichTextFormat; use one of %s", c.Target, strings.Join(Values, ", "))}}
+}
+
+// Definition registers the job in the library.
+var Definition = jobs.Define(Name, jobs.KindRemediate, DefaultConfig,
+	func(c *Config) (jobs.Job, error) { return New(c.Target) })
