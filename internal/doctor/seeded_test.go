@@ -22,7 +22,7 @@ import (
 func setupIdentity(t *testing.T, s *sim.Server) (*setup.Runner, string) {
 	t.Helper()
 	ctx := context.Background()
-	reg, err := library.New("")
+	reg, err := library.Defaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestDoctorNamesEachSeededFailure(t *testing.T) {
 		// Take back every Graph grant, as an app registration whose consent was never given.
 		rn2 := *rn
 		rn2.DryRun = false
-		reg, _ := library.New("")
+		reg, _ := library.Defaults()
 		rt, _ := reg.Get("meu-richtext")
 		only, _ := setup.FromJobs([]jobs.Job{rt}) // meu-richtext alone needs no Graph: setup revokes the Graph grants
 		cert := mustCert(t, yaml)

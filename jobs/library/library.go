@@ -27,3 +27,13 @@ func New() (*jobs.Library, error) {
 // SyncOwned is the table of Exchange parameters directory sync owns, which registration checks every
 // declared write against (exo.SyncOwned once it lands; nil checks everything else).
 var SyncOwned jobs.SyncOwnedFunc
+
+// Defaults is every job built from its defaults, as a configuration that names no job would have it: for
+// tools that read the jobs' declarations (setup's and doctor's tests) rather than run them.
+func Defaults() (*jobs.Registry, error) {
+	lib, err := New()
+	if err != nil {
+		return nil, err
+	}
+	return lib.Registry(nil)
+}
