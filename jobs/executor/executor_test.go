@@ -329,11 +329,12 @@ func TestThrottledRunStaysWithinBudget_Slow(t *testing.T) {
 }
 
 func TestReadBackWaitsOutReplicationLag(t *testing.T) {
-	// Reads keep showing the old value for 300 ms after each write, as a lagging domain controller would:
-	// the executor reads again instead of reporting the writes as failed.
-	srv, client := startSim(t, nil, sim.Faults{StaleReads: 300 * time.Millisecond})
+	// Reads keep showing the old value for 2 s after each write, as a lagging domain controller would:
+	// the executor reads again instead of reporting the writes as failed. (The window is wide so that even a
+	// loaded machine reads back before it closes: every object must then lag once.)
+	srv, client := startSim(t, nil, sim.Faults{StaleReads: 2 * time.Second})
 	want := wantChanges(srv, "Never")
-	ex := &executor.Executor{Client: client, ReadBackDelay: 150 * time.Millisecond}
+	ex := &executor.Executor{Client: client, ReadBackDelay: 500 * time.Millisecond}
 	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
