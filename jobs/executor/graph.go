@@ -67,22 +67,14 @@ func (e *Executor) sendGraph(ctx context.Context, changes []ChangeResult, idx, g
 	if len(graphIdx) == 0 {
 		return
 	}
-	sem := make(chan struct{}, graphConcurrency)
-	var wg sync.WaitGroup
-	for _, k := range graphIdx {
-		c := changes[idx[k]].Change
-		if ctx.Err() != nil {
-			out[k].err = fmt.Errorf("not sent: %w", ctx.Err())
-			continue
+	each(len(graphIdx), func(j int) {
+		k := graphIdx[j]
+		if err := ctx.Err(); err != nil {
+			out[k].err = fmt.Errorf("not sent: %w", err)
+			return
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(k int, c jobs.Change) {
-			defer func() { <-sem; wg.Done() }()
-			out[k] = e.sendOneGraph(ctx, c)
-		}(k, c)
-	}
-	wg.Wait()
+		out[k] = e.sendOneGraph(ctx, changes[idx[k]].Change)
+	})
 }
 
 func (e *Executor) sendOneGraph(ctx context.Context, c jobs.Change) sendResult {
@@ -101,6 +93,26 @@ func (e *Executor) sendOneGraph(ctx context.Context, c jobs.Change) sendResult {
 		return sendResult{requestID: reqID, err: err, unchanged: err != nil && alreadyDone(err)}
 	}
 	return sendResult{err: fmt.Errorf("the executor cannot send Graph operation %q", c.Graph)}
+}
+
+// observeGraphAll observes the Graph changes at idx into out, a few at a time.
+func (e *Executor) observeGraphAll(ctx context.Context, changes []jobs.Change, idx []int, out []Observation) {
+	each(len(idx), func(k int) { out[idx[k]] = e.observeGraph(ctx, changes[idx[k]]) })
+}
+
+// each runs f(0..n-1) with at most graphConcurrency calls in flight.
+func each(n int, f func(k int)) {
+	sem := make(chan struct{}, graphConcurrency)
+	var wg sync.WaitGroup
+	for k := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(k)
+		}()
+	}
+	wg.Wait()
 }
 
 // observeGraph reads what a Graph change wrote.
@@ -183,22 +195,28 @@ func (e *Executor) checkGroupLicenses(ctx context.Context, s *Summary, idx []int
 			delay *= 2
 		}
 		reads++
-		var still []int
-		for _, i := range pending {
-			cr := &s.Changes[i]
+		waiting := make([]bool, len(pending))
+		each(len(pending), func(k int) {
+			cr := &s.Changes[pending[k]]
 			have, plans, err := lr.UserLicenses(ctx, cr.Object.ID)
 			if err != nil {
 				cr.Note = "licence not checked: the member's licences could not be read: " + err.Error()
-				continue
+				return
 			}
 			missing := missingSKUs(groupSKUs[strings.ToLower(cr.Group.ID)], have)
 			if len(missing) == 0 {
 				cr.Note = fmt.Sprintf("the group's licence reached the member (%d service plans enabled)", enabledPlans(plans))
-				continue
+				return
 			}
 			cr.Note = fmt.Sprintf("member of %s, but its licence (%s) has not reached the user after %d reads: group-based licensing can take a while; if it does not arrive, look at the group's licence errors (Entra admin center → Groups → Licenses: not enough licences, conflicting plans)",
 				cr.Group, strings.Join(missing, ", "), reads)
-			still = append(still, i)
+			waiting[k] = true
+		})
+		var still []int
+		for k, i := range pending {
+			if waiting[k] {
+				still = append(still, i)
+			}
 		}
 		pending = still
 	}

@@ -169,10 +169,10 @@ func (e *Executor) Observe(ctx context.Context, changes []jobs.Change) []Observa
 		return out
 	}
 	var cmds []exo.Command
-	var idx []int
+	var idx, graphIdx []int
 	for i, c := range changes {
 		if c.IsGraph() {
-			out[i] = e.observeGraph(ctx, c)
+			graphIdx = append(graphIdx, i)
 			continue
 		}
 		if _, ok := jobs.ReadCmdlet(c.Cmdlet); !ok {
@@ -182,6 +182,7 @@ func (e *Executor) Observe(ctx context.Context, changes []jobs.Change) []Observa
 		cmds = append(cmds, readCommand(c))
 		idx = append(idx, i)
 	}
+	e.observeGraphAll(ctx, changes, graphIdx, out)
 	for k, res := range e.Client.Batch(ctx, cmds) {
 		i := idx[k]
 		o := &out[i]
