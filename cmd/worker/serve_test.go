@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exo-worker/worker/internal/eventually"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/store"
 )
@@ -79,28 +80,25 @@ func (a *api) runs() []store.Run {
 	return resp.Runs
 }
 
-// waitRunAPI polls GET /api/v1/runs/{id} until the run has ended.
+// waitRunAPI polls GET /api/v1/runs/{id} until the run has ended (within documents the expected scale; the
+// shared poller's watchdog is the only limit).
 func (a *api) waitRun(id string, within time.Duration) store.Run {
 	a.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	_ = within
+	return eventually.Value(a.t, "run "+id+" to end", func() (store.Run, bool, string) {
 		code, b := a.do("GET", "/api/v1/runs/"+id, "bearer", "", nil)
-		if code == http.StatusOK {
-			var r store.Run
-			if err := json.Unmarshal(b, &r); err != nil {
-				a.t.Fatal(err)
-			}
-			if r.Status != store.RunRunning && r.Status != store.RunQueued {
-				return r
-			}
-		} else if code != http.StatusNotFound {
+		if code == http.StatusNotFound {
+			return store.Run{}, false, "404"
+		}
+		if code != http.StatusOK {
 			a.t.Fatalf("GET run %s: %d %s", id, code, b)
 		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("run %s did not end within %s", id, within)
+		var r store.Run
+		if err := json.Unmarshal(b, &r); err != nil {
+			a.t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return r, r.Status != store.RunRunning && r.Status != store.RunQueued, string(r.Status)
+	})
 }
 
 func (a *api) metric(name string, labels ...string) float64 {
@@ -376,20 +374,14 @@ func openDB(t *testing.T, path string) *store.SQLite {
 // waitJournal waits until the run has journalled at least n changes.
 func waitJournal(t *testing.T, st *store.SQLite, runID string, n int, within time.Duration) []store.JournalEntry {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	_ = within
+	return eventually.Value(t, fmt.Sprintf("run %s to journal %d changes", runID, n), func() ([]store.JournalEntry, bool, string) {
 		es, err := st.Journal(context.Background(), runID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(es) >= n {
-			return es
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s journalled %d changes within %s, want %d", runID, len(es), within, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return es, len(es) >= n, fmt.Sprintf("%d journalled", len(es))
+	})
 }
 
 func TestServeSIGTERMDuringRunExitsZeroAndRecordsInterrupted(t *testing.T) {
