@@ -49,6 +49,10 @@ type Config struct {
 
 // Tenant names the Microsoft 365 tenant and the cloud it lives in.
 type Tenant struct {
+	// Name is the short name the worker keeps the tenant's records under (runs, journal, findings) and shows
+	// in logs; lower-case letters, digits and '-'. Default "default". Changing it later hides the records
+	// kept under the old name.
+	Name string `yaml:"name"`
 	// ID is the tenant GUID or one of its domains (contoso.onmicrosoft.com); it goes into the authority URL
 	// and the EXO admin API path.
 	ID string `yaml:"id"`
@@ -64,6 +68,10 @@ type Tenant struct {
 	// resolver that sees the public MX records, or the simulator's own DNS server.
 	DNSServer string `yaml:"dns_server"`
 }
+
+// DefaultTenantName is the name of a tenant whose configuration sets none: the name every record written
+// before tenants had names is kept under.
+const DefaultTenantName = "default"
 
 // EndpointOverrides replace a cloud's hosts; each is an https URL of a host (no path), empty = the cloud's.
 type EndpointOverrides struct {
@@ -357,6 +365,9 @@ func sourceName(source string) string {
 // applyDefaults fills what depends on other fields: the auth method inferred from the credentials given.
 func (c *Config) applyDefaults() {
 	c.Tenant.Cloud = strings.ToLower(strings.TrimSpace(c.Tenant.Cloud))
+	if strings.TrimSpace(c.Tenant.Name) == "" {
+		c.Tenant.Name = DefaultTenantName
+	}
 	if c.Tenant.Cloud == "" {
 		c.Tenant.Cloud = CloudGlobal
 	}

@@ -124,6 +124,8 @@ var (
 	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	domainRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$`)
 	jobRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	// tenantNameRE is internal/store's CheckTenantName rule.
+	tenantNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
 )
 
 // Validate checks the whole configuration and returns a *ValidationError listing every problem, or nil.
@@ -148,6 +150,9 @@ func (c *Config) Validate() error {
 
 func (v *validator) tenant() {
 	t := v.c.Tenant
+	if t.Name != "" && !tenantNameRE.MatchString(t.Name) {
+		v.add("tenant.name", "%q is not a tenant name; use 1 to 64 lower-case letters, digits and '-' (not first or last), e.g. contoso", t.Name)
+	}
 	switch id := strings.TrimSpace(t.ID); {
 	case id == "":
 		v.add("tenant.id", "required: the tenant id (a GUID) or its initial domain, e.g. contoso.onmicrosoft.com")

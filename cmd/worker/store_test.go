@@ -41,6 +41,13 @@ func usePostgres(t *testing.T, cfgPath string) (string, string) {
 func TestStoreMigrateThenRunOnPostgres(t *testing.T) {
 	_, cfg := simProcess(t)
 	usePostgres(t, cfg)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "tenant:\n", "tenant:\n  name: contoso\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	_, stderr, code := runAll(t, "run", "meu-richtext", "--config", cfg, "--dry-run")
 	if code != 1 || !strings.Contains(stderr, "worker store migrate") {
@@ -63,8 +70,8 @@ func TestStoreMigrateThenRunOnPostgres(t *testing.T) {
 		t.Fatalf("run applied %d verified %d", run.Applied, run.Verified)
 	}
 	hist, code := runWorker(t, "history", "--config", cfg, "--output", "json")
-	if code != 0 || !strings.Contains(hist, run.RunID) || !strings.Contains(hist, `"tenant": "default"`) {
-		t.Errorf("history: exit %d, %s; want the run %s of tenant default", code, tail(hist, 1000), run.RunID)
+	if code != 0 || !strings.Contains(hist, run.RunID) || !strings.Contains(hist, `"tenant": "contoso"`) {
+		t.Errorf("history: exit %d, %s; want the run %s of tenant contoso", code, tail(hist, 1000), run.RunID)
 	}
 }
 

@@ -26,7 +26,7 @@ func openConfiguredStore(ctx context.Context, cfg *config.Config) (store.Store, 
 		}
 		return store.OpenPostgres(ctx, dsn.Reveal(), storeOptions(cfg)...)
 	default:
-		return store.Open(ctx, cfg.Store.Path)
+		return store.Open(ctx, cfg.Store.Path, storeOptions(cfg)...)
 	}
 }
 
@@ -39,7 +39,7 @@ func storeField(cfg *config.Config) string {
 }
 
 func storeOptions(cfg *config.Config) []store.Option {
-	var opts []store.Option
+	opts := []store.Option{store.WithTenant(cfg.Tenant.Name)}
 	if cfg.Store.Schema != "" {
 		opts = append(opts, store.WithSchema(cfg.Store.Schema))
 	}
