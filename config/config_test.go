@@ -726,16 +726,16 @@ func TestStorePostgres(t *testing.T) {
 func TestTenantName(t *testing.T) {
 	base := "tenant: {id: contoso.onmicrosoft.com%s}\nauth: {method: secret, client_id: 11111111-2222-3333-4444-555555555555}\n"
 	env := []string{"WORKER_AUTH_CLIENT_SECRET=x"}
-	cfg, err := parse([]byte(fmt.Sprintf(base, "")), "t.yaml", env)
+	cfg, err := parse([]byte(fmt.Sprintf(base, "")), "t.yaml", env, testLib)
 	if err != nil || cfg.Validate() != nil || cfg.Tenant.Name != DefaultTenantName {
 		t.Fatalf("no name: %v, %v, name %q; want the default", err, cfg.Validate(), cfg.Tenant.Name)
 	}
-	cfg, err = parse([]byte(fmt.Sprintf(base, ", name: cust-042")), "t.yaml", env)
+	cfg, err = parse([]byte(fmt.Sprintf(base, ", name: cust-042")), "t.yaml", env, testLib)
 	if err != nil || cfg.Validate() != nil || cfg.Tenant.Name != "cust-042" {
 		t.Fatalf("name cust-042: %v, %v, %q", err, cfg.Validate(), cfg.Tenant.Name)
 	}
 	for _, bad := range []string{"Contoso", "-x", "x-", "a b", "a/b"} {
-		cfg, err := parse([]byte(fmt.Sprintf(base, ", name: \""+bad+"\"")), "t.yaml", env)
+		cfg, err := parse([]byte(fmt.Sprintf(base, ", name: \""+bad+"\"")), "t.yaml", env, testLib)
 		if err == nil {
 			err = cfg.Validate()
 		}
