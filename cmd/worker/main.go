@@ -84,8 +84,7 @@ Try it without a tenant: the --sim flag starts a simulated tenant in-process.
 Against a real tenant, the same commands take --config FILE instead of --sim (README: "Against a real
 tenant"). "worker serve" runs the jobs on their schedules, with an HTTP API, alert webhooks and metrics.
 
-Exit codes: 0 all done, 1 usage or configuration error, 2 some objects failed, 3 run aborted
-(blast radius or circuit breaker; nothing or not everything was written).`,
+` + exitCodesHelp(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

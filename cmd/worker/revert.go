@@ -34,7 +34,12 @@ func newRevertCmd(g *globals) *cobra.Command {
 		Long: `Revert a run: for every change its journal records, read the object; where it still holds the value the
 run wrote, put the old value back. An object changed since (by a person, another tool, a later run) is left
 as it is and reported. The revert is a run of its own (mode "revert"): journalled, read back, subject to
-exceptions, and listed by ` + "`worker history`" + `. --dry-run reads the objects and prints what would be put back.`,
+exceptions, and listed by ` + "`worker history`" + `. --dry-run reads the objects and prints what would be put back.
+
+The revert holds the job's lease from its first read to its last write; stopped (SIGINT, SIGTERM, a lost
+lease), it says so and exits 4 — rerun it to finish. Reverting a dry-run run has nothing to do (exit 0).
+
+` + exitCodesHelp(),
 		Example: `  worker revert 01JDZ3Q8V6W7X8Y9Z0A1B2C3D4 --config worker.yaml --dry-run
   worker revert 01JDZ3Q8V6W7X8Y9Z0A1B2C3D4 --config worker.yaml --reason "pilot rolled back"`,
 		Args: cobra.ExactArgs(1),
@@ -95,10 +100,15 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	}
 	rep, err := d.Revert(ctx, runID, f.reason, f.dryRun)
 	if rep == nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return withCode(executor.ExitUsage, err)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return withCode(exitUsage, err)
+		case errors.Is(err, daemon.ErrBusy):
+			return withCode(exitBusy, err)
+		case ctx.Err() != nil:
+			return withCode(exitInterrupted, fmt.Errorf("revert of %s interrupted before it started: %w", runID, err))
 		}
-		return withCode(executor.ExitFailed, err)
+		return withCode(exitFailed, err)
 	}
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -108,12 +118,15 @@ func revertRun(cmd *cobra.Command, g *globals, f *revertFlags, runID string) err
 	} else {
 		writeRevert(out, rep)
 	}
+	if rep.Status == store.RunInterrupted || errors.Is(err, daemon.ErrInterrupted) {
+		return withCode(exitInterrupted, err)
+	}
 	if err != nil {
 		g.log.Error("revert stopped", zap.Error(err))
-		return withCode(executor.ExitFailed, err)
+		return withCode(exitFailed, err)
 	}
 	if rep.Summary != nil {
-		if code := rep.Summary.ExitCode(); code != executor.ExitOK {
+		if code := rep.Summary.ExitCode(); code != exitOK {
 			return withCode(code, fmt.Errorf("revert of %s: %d changes failed or were not verified (see above)", rep.Of, rep.Summary.Failed+rep.Summary.Applied-rep.Summary.Verified))
 		}
 	}
@@ -154,13 +167,17 @@ func revertDoc(r *daemon.RevertReport) map[string]any {
 			State: string(s.Entry.State), Reason: s.Reason})
 	}
 	return map[string]any{"schema": RevertSchema, "reverted_run": r.Of, "run_id": r.RunID, "job": r.Job,
-		"dry_run": r.DryRun, "status": r.Status, "changes": changes, "skipped": skipped}
+		"dry_run": r.DryRun, "status": r.Status, "changes": changes, "skipped": skipped, "nothing_to_revert": r.Nothing}
 }
 
 func writeRevert(w io.Writer, r *daemon.RevertReport) {
 	n := 0
 	if r.Summary != nil {
 		n = len(r.Summary.Changes)
+	}
+	if r.Nothing != "" {
+		fmt.Fprintf(w, "nothing to revert: %s\n", r.Nothing)
+		return
 	}
 	if r.DryRun {
 		fmt.Fprintf(w, "revert of run %s (%s), dry run: %d changes would be put back, %d entries left alone\n", r.Of, r.Job, n, len(r.Skipped))

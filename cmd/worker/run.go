@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,7 +43,9 @@ change more objects than jobs.<job>.max_changes or max_change_percent stops befo
 A job the configuration does not name (no jobs.<job> section) runs here with its defaults — remediation
 jobs remediate, audits report, at most 500 objects and 20% of the scope — because you asked for it by name.
 The daemon (worker serve), its API and webhooks never start such a job. ` + "`worker jobs`" + ` shows each job's
-effective mode and limits.`,
+effective mode and limits.
+
+` + exitCodesHelp(),
 		Example: `  worker run meu-richtext --sim                 # fix every MEU of a simulated tenant
   worker run meu-richtext --config worker.yaml --dry-run
   worker run meu-richtext --config worker.yaml --force --output json > run.json`,
@@ -130,7 +133,8 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
-	_, sum, runErr := d.RunNow(ctx, job, opts, f.reason, store.TriggerCLI)
+	rec, sum, runErr := d.RunNow(ctx, job, opts, f.reason, store.TriggerCLI)
+	code := runExitCode(rec, sum, runErr)
 	if sum == nil {
 		if runErr == nil {
 			runErr = errors.New("the run did not start")
@@ -138,9 +142,9 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 		// A credential the tenant refuses is a configuration problem (exit 1), not a failed object.
 		var ae *auth.Error
 		if errors.As(runErr, &ae) {
-			return withCode(executor.ExitUsage, runErr)
+			return withCode(exitUsage, runErr)
 		}
-		return withCode(executor.ExitFailed, runErr)
+		return withCode(code, runErr)
 	}
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -150,14 +154,19 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	} else {
 		writeText(out, sum)
 	}
-	code := sum.ExitCode()
-	if runErr != nil && code == executor.ExitOK {
-		code = executor.ExitFailed
-	}
-	if code != executor.ExitOK {
+	if code != exitOK {
 		msg := fmt.Sprintf("%s: %d failed", name, sum.Failed)
-		if sum.Aborted {
+		switch {
+		case code == exitInterrupted:
+			msg = fmt.Sprintf("%s: interrupted before it finished (%d applied, %d not sent); what was sent is journalled, run it again to finish",
+				name, sum.Applied, sum.Skipped)
+			if cause, _, ok := strings.Cut(rec.Error, "; interrupted"); ok {
+				msg += ": " + cause // the lease was lost
+			}
+		case sum.Aborted:
 			msg = sum.AbortReason
+		case sum.Applied > sum.Verified:
+			msg = fmt.Sprintf("%s: %d failed, %d written but not verified", name, sum.Failed, sum.Applied-sum.Verified)
 		}
 		if f.output == "text" {
 			// the text output already said it; keep stderr to one short line

@@ -553,7 +553,8 @@ func (r *riverDispatch) exclusive(ctx context.Context, job string, wait bool, lo
 		}
 		if !wait {
 			conn.Release()
-			return nil, errors.New("another replica is running the job")
+			// Busy (errors.Is ErrBusy), like a held lease: the CLI exits with its busy code.
+			return nil, &BusyError{Job: job, Alive: "another replica (PostgreSQL advisory lock held)"}
 		}
 		select {
 		case <-ctx.Done():

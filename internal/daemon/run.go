@@ -65,7 +65,7 @@ func (d *Daemon) runJob(parent context.Context, job jobs.Job, opts executor.Opti
 	// Losing it means another process may take the job over, so the run must stop writing.
 	release, err := d.disp.exclusive(ctx, name, waitLease, func(err error) { cancel(err) }, log)
 	if err != nil {
-		return store.Run{}, nil, fmt.Errorf("%s not started: %w: %v", name, errLease, err)
+		return store.Run{}, nil, fmt.Errorf("%s not started: %w: %w", name, errLease, err)
 	}
 	defer release()
 
@@ -133,7 +133,7 @@ func result(ctx context.Context, sum *executor.Summary, err error) store.RunResu
 		res.Status, res.Error = store.RunAborted, err.Error()
 	case err != nil && ctx.Err() != nil:
 		res.Status = store.RunInterrupted
-		res.Error = "interrupted: the daemon was stopping (or lost the job lease); writes already sent finished and were journalled, the rest were not sent. The next run completes the work"
+		res.Error = "interrupted (a stop signal, a daemon stop, or the job lease was lost): writes already sent finished and were journalled, the rest were not sent. The next run completes the work"
 	case err != nil:
 		res.Status, res.Error = store.RunFailed, err.Error()
 	case sum == nil:
@@ -239,12 +239,18 @@ func (d *Daemon) lease(ctx context.Context, job string, wait bool, log *zap.Logg
 		if ok {
 			break
 		}
+		// A holder that was killed on this host never released the lease: take it over at once rather
+		// than refuse every run until it expires.
+		busy := d.takeOverDead(ctx, job, log)
+		if busy == nil {
+			continue
+		}
 		if !wait {
-			return nil, errors.New("another process holds the job's lease (it is running the job)")
+			return nil, busy
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errors.New("the daemon stopped while waiting for another process to finish the job")
+			return nil, fmt.Errorf("stopped while waiting for another process to finish the job: %w", busy)
 		case <-time.After(poll):
 		}
 	}
