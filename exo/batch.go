@@ -77,6 +77,9 @@ type batchItem struct {
 	url      string
 	crid     string
 	attempts int // sub-request transmissions so far
+	// unknown: a transmission carrying this command got no complete answer, so it may have run; a later
+	// failure that does not say otherwise leaves its outcome unknown.
+	unknown bool
 }
 
 // runChunk sends up to BatchLimit commands as one $batch and re-sends the sub-requests worth retrying until
@@ -85,11 +88,16 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 	pending := chunk
 	refreshed := false
 	for len(pending) > 0 {
-		subs, sentAt, err := c.sendBatch(ctx, pending)
+		subs, sentAt, unknown, err := c.sendBatch(ctx, pending)
+		if unknown {
+			for _, it := range pending {
+				it.unknown = !readOnly(it.cmd.Name)
+			}
+		}
 		if err != nil {
 			// The whole request failed after its own retries: every command in it failed the same way.
 			for _, it := range pending {
-				results[it.index].Err = forItem(err, it)
+				results[it.index].Err = itemErr(forItem(err, it), it)
 			}
 			return
 		}
@@ -102,7 +110,7 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 			sr, ok := subs[strconv.Itoa(i)]
 			var e *Error
 			if !ok {
-				e = &Error{Kind: KindTransient, Message: "the $batch response has no sub-response for this command"}
+				e = &Error{Kind: KindOutcomeUnknown, Message: "the $batch response has no sub-response for this command (it may have run)"}
 			} else {
 				var resp *Response
 				resp, e = sr.result()
@@ -126,6 +134,13 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 				}
 			}
 			e.Cmdlet, e.Identity, e.Attempts = it.cmd.Name, it.cmd.identity(), it.attempts
+			if e.Kind == KindOutcomeUnknown {
+				if readOnly(it.cmd.Name) {
+					e.Kind = KindTransient
+				} else {
+					it.unknown = true
+				}
+			}
 			switch {
 			case e.HTTPStatus == http.StatusUnauthorized && !refreshed:
 				needRefresh = true
@@ -133,14 +148,14 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 				retry = append(retry, it)
 			case e.RetryAfter > c.opts.MaxRetryWait:
 				// The service asked for longer than the policy waits (internal/retry): report it.
-				results[it.index].Err = e
-			case e.Retryable() && it.attempts <= c.opts.MaxRetries:
+				results[it.index].Err = itemErr(e, it)
+			case e.Retryable() && it.attempts <= c.opts.MaxRetries && (!it.unknown || Idempotent(it.cmd.Name)):
 				if sr == nil || sr.Status != http.StatusTooManyRequests {
 					wait = max(wait, int64(c.retry.Backoff(it.attempts)))
 				}
 				retry = append(retry, it)
 			default:
-				results[it.index].Err = e
+				results[it.index].Err = itemErr(e, it)
 			}
 		}
 		c.lim.record(accepted)
@@ -164,7 +179,7 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 			c.log.Debug("exo: retrying sub-requests", zap.Int("count", len(retry)), zap.Duration("wait", time.Duration(wait)))
 			if err := c.clock.Sleep(ctx, time.Duration(wait)); err != nil {
 				for _, it := range retry {
-					results[it.index].Err = fmt.Errorf("%s: %w", callName(it.cmd.Name, it.cmd.identity()), err)
+					results[it.index].Err = itemErr(fmt.Errorf("%s: %w", callName(it.cmd.Name, it.cmd.identity()), err), it)
 				}
 				return
 			}
@@ -173,12 +188,28 @@ func (c *Client) runChunk(ctx context.Context, chunk []*batchItem, results []Bat
 	}
 }
 
-// sendBatch sends one $batch request (retrying the whole request on 429/5xx/resets) and returns the
-// sub-responses by id.
-func (c *Client) sendBatch(ctx context.Context, items []*batchItem) (map[string]*subResponse, time.Time, error) {
-	var subs map[string]*subResponse
+// itemErr is the final error of a command: of unknown outcome when an earlier transmission of it may have
+// run and this failure does not say otherwise.
+func itemErr(err error, it *batchItem) error {
+	if !it.unknown {
+		return err
+	}
+	return unknownOutcome(err, it.cmd.Name, it.cmd.identity())
+}
+
+// sendBatch sends one $batch request (retrying the whole request on 429/5xx, and on resets when every command
+// in it is idempotent) and returns the sub-responses by id. unknown reports that a transmission got no
+// complete answer, so its commands may have run.
+func (c *Client) sendBatch(ctx context.Context, items []*batchItem) (subs map[string]*subResponse, sentAt time.Time, unknown bool, err error) {
 	crid := uuid.NewString()
+	idem, ro := true, true
+	for _, it := range items {
+		idem = idem && Idempotent(it.cmd.Name)
+		ro = ro && readOnly(it.cmd.Name)
+	}
 	r := request{
+		idempotent:      idem,
+		readOnly:        ro,
 		cmdlet:          "$batch",
 		url:             c.batchURL,
 		cost:            len(items),
@@ -191,7 +222,7 @@ func (c *Client) sendBatch(ctx context.Context, items []*batchItem) (map[string]
 		parse: func(status int, h http.Header, b []byte) *Error {
 			m, err := parseBatchResponse(maybeGunzip(b), h)
 			if err != nil {
-				return &Error{Kind: KindTransient, HTTPStatus: status, RequestID: h.Get("request-id"),
+				return &Error{Kind: KindOutcomeUnknown, HTTPStatus: status, RequestID: h.Get("request-id"),
 					Message: fmt.Sprintf("the $batch response is not valid JSON (%d bytes; truncated?)", len(b)), Err: err}
 			}
 			subs = m
@@ -202,9 +233,9 @@ func (c *Client) sendBatch(ctx context.Context, items []*batchItem) (map[string]
 		r.cmdlet, r.identity = items[0].cmd.Name, items[0].cmd.identity()
 	}
 	if err := c.send(ctx, &r); err != nil {
-		return nil, r.sentAt, err
+		return nil, r.sentAt, r.unknown, err
 	}
-	return subs, r.sentAt, nil
+	return subs, r.sentAt, r.unknown, nil
 }
 
 // batchBody builds the $batch request: absolute sub-URLs, ids "0".."n-1", the full header set per

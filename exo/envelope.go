@@ -74,7 +74,7 @@ func (c *Client) commandURL(sel []string) (string, error) {
 func (c *Client) invokeOnce(ctx context.Context, cmd Command, u string, body []byte, crid string) (*Response, error) {
 	var out *Response
 	r := request{
-		cmdlet: cmd.Name, identity: cmd.identity(), url: u, cost: 1, clientRequestID: crid,
+		cmdlet: cmd.Name, identity: cmd.identity(), url: u, cost: 1, clientRequestID: crid, idempotent: Idempotent(cmd.Name), readOnly: readOnly(cmd.Name),
 		build: func(string) ([]byte, error) { return body, nil },
 		header: func(h http.Header) {
 			h.Set("X-CmdletName", cmd.Name)
@@ -110,7 +110,8 @@ func parseEnvelope(status int, h http.Header, b []byte) (*Response, *Error) {
 	}
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, &Error{Kind: KindTransient, HTTPStatus: status, RequestID: resp.RequestID, BETarget: resp.BETarget,
+		// The service answered 2xx, so the cmdlet ran; what it did is unknown.
+		return nil, &Error{Kind: KindOutcomeUnknown, HTTPStatus: status, RequestID: resp.RequestID, BETarget: resp.BETarget,
 			Message: fmt.Sprintf("the response body is not valid JSON (%d bytes; truncated?)", len(b)), Err: err}
 	}
 	get := func(keys ...string) json.RawMessage {

@@ -44,6 +44,12 @@ const (
 	KindBadRequest
 	// KindServer: a server failure that is not known to be transient (501, 505, ...).
 	KindServer
+	// KindOutcomeUnknown: the request was sent but no complete answer came back — the connection was
+	// reset or timed out after the request was written, the body was cut short, a $batch answer lacked
+	// this command's sub-response. The cmdlet may have run. A write with this outcome must be read back
+	// before anyone calls it failed or applied (the executor does). The client re-sends such a request
+	// only when the command is idempotent (see Idempotent); otherwise it returns this kind at once.
+	KindOutcomeUnknown
 )
 
 var kindNames = [...]string{
@@ -58,6 +64,7 @@ var kindNames = [...]string{
 	KindTransient:           "Transient",
 	KindBadRequest:          "BadRequest",
 	KindServer:              "Server",
+	KindOutcomeUnknown:      "OutcomeUnknown",
 }
 
 // String returns the kind's name, e.g. "NotFound".
@@ -141,8 +148,57 @@ func (e *Error) Is(target error) bool {
 	return ok && k == e.Kind
 }
 
-// Retryable reports whether the same request may succeed if sent again later.
-func (e *Error) Retryable() bool { return e.Kind == KindThrottled || e.Kind == KindTransient }
+// Retryable reports whether the same request may succeed if sent again later. KindOutcomeUnknown is
+// retryable only for idempotent commands (Idempotent); the client checks that before re-sending.
+func (e *Error) Retryable() bool {
+	return e.Kind == KindThrottled || e.Kind == KindTransient || e.Kind == KindOutcomeUnknown
+}
+
+// Idempotent reports whether sending a command twice leaves the tenant as sending it once does, so a request
+// whose outcome is unknown may be sent again. Get-* and Test-* read; Set-* assigns values (the second
+// Set-MailUser -UseMapiRichTextFormat Never finds the value already set and answers with the "no settings
+// have been modified" warning). New-*, Add-*, Remove-*, Enable-*, Disable-* and the rest may create,
+// append or fail differently the second time: they are never re-sent after an unknown outcome.
+func Idempotent(cmdlet string) bool {
+	verb, _, _ := strings.Cut(cmdlet, "-")
+	switch strings.ToLower(verb) {
+	case "get", "set", "test":
+		return true
+	}
+	return false
+}
+
+// readOnly reports a command that changes nothing (Get-*, Test-*): an incomplete answer to it is only a
+// transient failure, never an unknown outcome.
+func readOnly(cmdlet string) bool {
+	verb, _, _ := strings.Cut(cmdlet, "-")
+	return strings.EqualFold(verb, "get") || strings.EqualFold(verb, "test")
+}
+
+// unknownOutcome makes err an *Error of KindOutcomeUnknown: a request that may have run, whose last
+// attempt failed in a way that does not say it did not (retryable kinds, a cancellation, a refused token).
+// A refusal of the command itself (NotFound, BadRequest, the dir-sync and write-scope refusals) is final:
+// the earlier attempt met it too.
+func unknownOutcome(err error, cmdlet, identity string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Kind == KindOutcomeUnknown {
+			return err
+		}
+		switch e.Kind {
+		case KindNotFound, KindDirSyncWriteRefused, KindOutOfWriteScope, KindNotFilterable, KindBadRequest:
+			// The service refused the command as such: the earlier attempt met the same refusal.
+			return err
+		}
+		cp := *e
+		cp.Kind = KindOutcomeUnknown
+		cp.Message = "outcome unknown: an earlier attempt was sent and got no complete answer; the last attempt: " + e.Error()
+		cp.Err = err
+		return &cp
+	}
+	return &Error{Kind: KindOutcomeUnknown, Cmdlet: cmdlet, Identity: identity, Err: err,
+		Message: fmt.Sprintf("outcome unknown: the request was sent and then %v before a complete answer came back", err)}
+}
 
 // IsKind reports whether err holds an *Error of kind k.
 func IsKind(err error, k Kind) bool {

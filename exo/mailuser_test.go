@@ -139,7 +139,7 @@ func TestParseEnvelope(t *testing.T) {
 		{"no value", 200, `{"@adminapi.warnings":["The command completed successfully but no settings of 'x' have been modified."]}`, 0, 1, "", KindUnknown},
 		{"204", 204, ``, 0, 0, "", KindUnknown},
 		{"empty 200", 200, ``, 0, 0, "", KindUnknown},
-		{"truncated", 200, `{"value":[{"a":1},{"a`, 0, 0, "", KindTransient},
+		{"truncated", 200, `{"value":[{"a":1},{"a`, 0, 0, "", KindOutcomeUnknown}, // a 2xx cut short: the cmdlet ran (reads turn it back into Transient)
 		{"adminapi errors", 200, `{"value":[],"@adminapi.errors":["Ex94914C|Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException|Couldn't find object \"x\"."]}`, 0, 0, "", KindNotFound},
 		{"adminapi errors plain", 200, `{"@adminapi.errors":["something went wrong"]}`, 0, 0, "", KindBadRequest},
 		{"single object value", 200, `{"value":{"a":1}}`, 1, 0, "", KindUnknown},

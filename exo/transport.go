@@ -13,8 +13,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,6 +29,9 @@ type request struct {
 	cost             int  // sub-requests it carries, for the rate limiter
 	batch            bool // a $batch: counts SubRequests
 	clientRequestID  string
+	// idempotent: the request may be sent again after an unknown outcome (see Idempotent). readOnly: it
+	// changes nothing, so an incomplete answer is merely transient.
+	idempotent, readOnly bool
 	// build returns the body for a given bearer token ($batch sub-requests carry the token inside the body).
 	build  func(token string) ([]byte, error)
 	header func(http.Header)
@@ -34,6 +39,8 @@ type request struct {
 	parse func(status int, h http.Header, body []byte) *Error
 
 	sentAt time.Time // of the last transmission
+	// unknown is set once a transmission was sent and got no complete answer: it may have run.
+	unknown bool
 }
 
 // send transmits r until it succeeds, fails for good, or the retry budget is spent. It owns the rules of
@@ -49,8 +56,20 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		if e == nil {
 			return nil
 		}
+		if e.Kind == KindOutcomeUnknown {
+			if r.readOnly {
+				e.Kind = KindTransient
+			} else {
+				r.unknown = true
+			}
+		}
 		if e.Err != nil && ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), ctx.Err())
+			err := fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), ctx.Err())
+			if r.unknown {
+				// Cancelled after the request went out: it may have run all the same.
+				return unknownOutcome(err, r.cmdlet, r.identity)
+			}
+			return err
 		}
 		e.Cmdlet, e.Identity, e.Attempts = r.cmdlet, r.identity, attempt
 		if e.HTTPStatus >= 300 && e.HTTPStatus < 400 && e.redirect != "" && redirects < maxRedirects {
@@ -70,7 +89,10 @@ func (c *Client) send(ctx context.Context, r *request) error {
 			attempt--
 			continue
 		}
-		if !e.Retryable() || attempt > c.opts.MaxRetries {
+		if !e.Retryable() || attempt > c.opts.MaxRetries || (r.unknown && !r.idempotent) {
+			if r.unknown {
+				return unknownOutcome(e.public(), r.cmdlet, r.identity)
+			}
 			return e.public()
 		}
 		// The shared policy (internal/retry): the service's Retry-After up to MaxRetryWait, else backoff; a
@@ -81,6 +103,9 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		}
 		wait, ok := c.retry.Wait(attempt, retryAfter)
 		if !ok {
+			if r.unknown {
+				return unknownOutcome(e.public(), r.cmdlet, r.identity)
+			}
 			return e.public()
 		}
 		c.retries.Add(1)
@@ -93,7 +118,11 @@ func (c *Client) send(ctx context.Context, r *request) error {
 			zap.Int("attempt", attempt), zap.String("kind", e.Kind.String()), zap.Int("status", e.HTTPStatus),
 			zap.Duration("wait", wait), zap.String("reason", e.Message))
 		if err := c.clock.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), err)
+			err = fmt.Errorf("%s: %w", callName(r.cmdlet, r.identity), err)
+			if r.unknown {
+				return unknownOutcome(err, r.cmdlet, r.identity)
+			}
+			return err
 		}
 	}
 }
@@ -143,9 +172,20 @@ func (c *Client) transmit(ctx context.Context, r *request, u string) *sendError 
 		c.subRequests.Add(int64(r.cost))
 	}
 	r.sentAt = c.clock.Now()
+	// Whether the request left: a failure before it was written (refused, DNS, TLS) is safe to retry; after
+	// it, the cmdlet may have run and the outcome is unknown.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &sendError{Error: transportError(err)}
+		e := transportError(err)
+		if wrote.Load() && e.Kind == KindTransient {
+			e.Kind = KindOutcomeUnknown
+			e.Message = fmt.Sprintf("the request was sent, then the connection failed before a complete answer (%v)", err)
+		}
+		return &sendError{Error: e}
 	}
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	_ = resp.Body.Close()
@@ -155,7 +195,11 @@ func (c *Client) transmit(ctx context.Context, r *request, u string) *sendError 
 		c.lim.record(r.cost)
 	}
 	if rerr != nil {
-		return &sendError{Error: &Error{Kind: KindTransient, HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("request-id"),
+		kind := KindTransient
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			kind = KindOutcomeUnknown // the cmdlet ran; what it did was in the part that never arrived
+		}
+		return &sendError{Error: &Error{Kind: kind, HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("request-id"),
 			Message: fmt.Sprintf("the response body was cut short after %d bytes: %v", len(b), rerr), Err: rerr}}
 	}
 	switch {
