@@ -15,17 +15,19 @@ import (
 // MailUser is the part of a Get-MailUser object the worker reads (research §4.1). Fields not returned
 // (not selected, or absent) stay zero.
 type MailUser struct {
-	Identity                      string    `json:"Identity"`
-	Name                          string    `json:"Name"`
-	Alias                         string    `json:"Alias"`
-	DisplayName                   string    `json:"DisplayName"`
-	ExternalDirectoryObjectId     string    `json:"ExternalDirectoryObjectId"`
-	Guid                          string    `json:"Guid"`
-	ExchangeObjectId              string    `json:"ExchangeObjectId"`
-	PrimarySmtpAddress            string    `json:"PrimarySmtpAddress"`
-	EmailAddresses                []string  `json:"EmailAddresses"`
-	ExternalEmailAddress          string    `json:"ExternalEmailAddress"`
-	UseMapiRichTextFormat         string    `json:"UseMapiRichTextFormat"` // Always | Never | UseDefaultSettings
+	Identity                  string   `json:"Identity"`
+	Name                      string   `json:"Name"`
+	Alias                     string   `json:"Alias"`
+	DisplayName               string   `json:"DisplayName"`
+	ExternalDirectoryObjectId string   `json:"ExternalDirectoryObjectId"`
+	Guid                      string   `json:"Guid"`
+	ExchangeObjectId          string   `json:"ExchangeObjectId"`
+	PrimarySmtpAddress        string   `json:"PrimarySmtpAddress"`
+	EmailAddresses            []string `json:"EmailAddresses"`
+	ExternalEmailAddress      string   `json:"ExternalEmailAddress"`
+	UseMapiRichTextFormat     string   `json:"UseMapiRichTextFormat"` // Always | Never | UseDefaultSettings
+	// UsePreferMessageFormat makes the mail user's own format settings win over its remote domain's.
+	UsePreferMessageFormat        bool      `json:"UsePreferMessageFormat"`
 	IsDirSynced                   bool      `json:"IsDirSynced"`
 	RecipientType                 string    `json:"RecipientType"`
 	RecipientTypeDetails          string    `json:"RecipientTypeDetails"` // MailUser | GuestMailUser | ...
@@ -78,6 +80,17 @@ type DistributionGroup struct {
 	Recipient
 	ManagedBy []string `json:"ManagedBy"`
 	GroupType string   `json:"GroupType"` // e.g. "Universal, SecurityEnabled"
+}
+
+// RemoteDomain is the part of Get-RemoteDomain output that decides the format of mail to a domain
+// (Set-RemoteDomain docs): TNEFEnabled true forces TNEF, false forbids it, null (nil) leaves it to the
+// recipient's settings; DomainName is an SMTP domain, "*.domain" or "*" (the built-in Default).
+type RemoteDomain struct {
+	Identity    string `json:"Identity"`
+	Name        string `json:"Name"`
+	DomainName  string `json:"DomainName"`
+	TNEFEnabled *bool  `json:"TNEFEnabled"`
+	ContentType string `json:"ContentType"`
 }
 
 // AcceptedDomain is one Get-AcceptedDomain object.
@@ -203,4 +216,29 @@ func (c *Client) GetMailUser(ctx context.Context, identity string, sel ...string
 		return MailUser{}, fmt.Errorf("Get-MailUser %q: %w", identity, err)
 	}
 	return mu, nil
+}
+
+// CoveringRemoteDomain returns the remote domain whose settings apply to mail for domain: an exact
+// DomainName first, then the longest "*.suffix" that matches, then "*" (the built-in Default); nil when
+// none applies.
+func CoveringRemoteDomain(rds []RemoteDomain, domain string) *RemoteDomain {
+	domain = strings.ToLower(strings.TrimSpace(domain))
+	var best *RemoteDomain
+	bestLen := -1
+	for i := range rds {
+		dn := strings.ToLower(strings.TrimSpace(rds[i].DomainName))
+		score := -1
+		switch {
+		case dn == domain && domain != "":
+			score = 1 << 20
+		case dn == "*":
+			score = 0
+		case strings.HasPrefix(dn, "*.") && strings.HasSuffix(domain, dn[1:]):
+			score = len(dn)
+		}
+		if score > bestLen {
+			best, bestLen = &rds[i], score
+		}
+	}
+	return best
 }

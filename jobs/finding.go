@@ -2,6 +2,12 @@ package jobs
 
 import "sort"
 
+// RuleOverridden is the rule of a remediation job's finding about an object whose written value another
+// setting overrides (meu-richtext: a remote domain's TNEFEnabled when the mail user's UsePreferMessageFormat
+// is not $true). The write is verified but not effective; run summaries count effective changes as the
+// verified ones without such a finding.
+const RuleOverridden = "overridden"
+
 // SeverityRank orders severities for sorting: high first.
 func SeverityRank(s Severity) int {
 	switch s {

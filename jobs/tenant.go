@@ -25,6 +25,8 @@ type Tenant struct {
 	DistributionGroups []exo.DistributionGroup
 	Recipients         []exo.Recipient
 	AcceptedDomains    []exo.AcceptedDomain
+	// RemoteDomains (Get-RemoteDomain) decide whether a recipient's own message format is effective.
+	RemoteDomains []exo.RemoteDomain
 	// Directory is what Graph shows; loaded only for jobs whose Description sets NeedsDirectory.
 	Directory *directory.Snapshot
 	// GroupMembers holds the direct member ids (lower case) of the groups a job declares in
@@ -84,6 +86,8 @@ func (t *Tenant) add(cmdlet string, resp *exo.Response) (int, error) {
 		t.Recipients, err = appendDecoded(t.Recipients, cmdlet, resp)
 	case "Get-AcceptedDomain":
 		t.AcceptedDomains, err = appendDecoded(t.AcceptedDomains, cmdlet, resp)
+	case "Get-RemoteDomain":
+		t.RemoteDomains, err = appendDecoded(t.RemoteDomains, cmdlet, resp)
 	default:
 		return 0, fmt.Errorf("jobs: the snapshot cannot hold %s results yet", cmdlet)
 	}

@@ -24,6 +24,9 @@ type runDoc struct {
 	Applied     int         `json:"applied"`
 	Failed      int         `json:"failed"`
 	Verified    int         `json:"verified"`
+	// Effective counts verified changes that nothing overrides (no finding of rule jobs.RuleOverridden
+	// about their object): written ≥ verified ≥ effective.
+	Effective int `json:"effective"`
 	Skipped     int         `json:"skipped"`
 	Aborted     bool        `json:"aborted,omitempty"`
 	AbortReason string      `json:"abort_reason,omitempty"`
@@ -91,7 +94,7 @@ func changeText(c jobs.Change) string {
 
 func writeJSON(w io.Writer, s *executor.Summary) error {
 	d := runDoc{Schema: RunSchema, RunID: s.RunID, Job: s.Job, Mode: string(s.Mode), InScope: s.InScope,
-		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Skipped: s.Skipped,
+		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Effective: effective(s), Skipped: s.Skipped,
 		Aborted: s.Aborted, AbortReason: s.AbortReason, Changes: []changeDoc{}}
 	for _, c := range s.Changes {
 		param, from, to, params := changeColumns(c.Change)
@@ -144,8 +147,8 @@ func writeText(w io.Writer, s *executor.Summary) {
 	for _, warn := range s.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
-	fmt.Fprintf(w, "%s run %s (%s): in scope %d, planned %d, applied %d, failed %d, verified %d",
-		s.Job, s.RunID, s.Mode, s.InScope, s.Planned, s.Applied, s.Failed, s.Verified)
+	fmt.Fprintf(w, "%s run %s (%s): in scope %d, planned %d, applied %d, failed %d, verified %d, effective %d",
+		s.Job, s.RunID, s.Mode, s.InScope, s.Planned, s.Applied, s.Failed, s.Verified, effective(s))
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, ", skipped %d", s.Skipped)
 	}
@@ -167,4 +170,22 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// effective counts the verified changes whose object has no finding saying another setting overrides the
+// value written (jobs.RuleOverridden): written, verified by read-back, and taking effect.
+func effective(s *executor.Summary) int {
+	overridden := map[string]bool{}
+	for _, f := range s.Findings {
+		if f.Rule == jobs.RuleOverridden {
+			overridden[strings.ToLower(f.Object.ID)] = true
+		}
+	}
+	n := 0
+	for _, c := range s.Changes {
+		if c.Status == executor.StatusVerified && !overridden[strings.ToLower(c.Object.ID)] {
+			n++
+		}
+	}
+	return n
 }

@@ -235,3 +235,14 @@ func TestDoctorStopsAtAnInvalidConfig(t *testing.T) {
 		t.Fatalf("invalid config:\n%s", dump(rep))
 	}
 }
+
+func TestDoctorReportsRemoteDomainsThatForceTNEF(t *testing.T) {
+	s := startSim(t)
+	on := true
+	s.SetRemoteDomain(sim.RemoteDomain{Name: "Default", DomainName: "*", TNEFEnabled: &on})
+	rep := Run(context.Background(), options(t, simYAML(s, "")))
+	r := statusOf(t, rep, "remote domains")
+	if r.Status != Warn || !strings.Contains(r.Detail, "Default (*)") || !strings.Contains(r.Fix, "prefer_message_format") {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -46,8 +46,13 @@ func TestRequirementsComeFromTheJobDeclarations(t *testing.T) {
 	if got := req.CmdletNames(); !slices.Equal(got, want) {
 		t.Errorf("cmdlets %v, want %v", got, want)
 	}
-	if got := req.Cmdlets["Set-MailUser"]; !slices.Equal(got, []string{"Identity", "UseMapiRichTextFormat"}) {
-		t.Errorf("Set-MailUser parameters %v", got)
+	wantParams := []string{"Identity"}
+	for _, w := range js[0].Describe().Writes {
+		wantParams = append(wantParams, w.Params...)
+	}
+	slices.Sort(wantParams)
+	if got := req.Cmdlets["Set-MailUser"]; !slices.Equal(got, wantParams) {
+		t.Errorf("Set-MailUser parameters %v, want Identity and what meu-richtext declares: %v", got, wantParams)
 	}
 	if req.Cmdlets["Get-MailUser"] != nil {
 		t.Errorf("a read keeps every parameter: %v", req.Cmdlets["Get-MailUser"])
@@ -64,14 +69,16 @@ func TestRequirementsComeFromTheJobDeclarations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(only.GraphRoles) != 0 || !slices.Equal(only.CmdletNames(), []string{"Get-MailUser", "Set-MailUser"}) {
+	if len(only.GraphRoles) != 0 || !slices.Equal(only.CmdletNames(), []string{"Get-MailUser", "Get-RemoteDomain", "Set-MailUser"}) {
 		t.Errorf("meu-richtext alone: %+v", only)
 	}
 	d, err := NewDesired("contoso.onmicrosoft.com", "", only, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Roles) != 1 || d.Roles[0].Parent != "Mail Recipients" || d.Roles[0].Name != "exo-worker Mail Recipients" {
+	// Writes come from Mail Recipients; the remote-domain read from the view-only configuration role.
+	if len(d.Roles) != 2 || d.Roles[0].Name != "exo-worker Mail Recipients" || d.Roles[1].Parent != "View-Only Configuration" ||
+		d.Roles[0].Cmdlets["Get-RemoteDomain"] != nil {
 		t.Errorf("roles %+v", d.Roles)
 	}
 }

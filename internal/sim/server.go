@@ -85,6 +85,7 @@ type Server struct {
 	faults *faults.State
 	auth   *entra.Authority
 	graph  *graphapi.Service
+	exo    *exoapi.Service
 	srv    *http.Server
 	ln     net.Listener
 	mu     sync.Mutex
@@ -155,8 +156,9 @@ func Start(opts Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	s.auth.Register(mux)
-	exoapi.New(exoapi.Config{Tenant: s.tenant, Faults: s.faults, Auth: s.auth, Log: s.Log,
-		DetailEncoding: opts.DetailEncoding}).Register(mux)
+	s.exo = exoapi.New(exoapi.Config{Tenant: s.tenant, Faults: s.faults, Auth: s.auth, Log: s.Log,
+		DetailEncoding: opts.DetailEncoding})
+	s.exo.Register(mux)
 	s.graph = graphapi.New(graphapi.Config{Tenant: s.tenant, Faults: s.faults, Auth: s.auth, Log: s.Log})
 	s.graph.Register(mux)
 	s.srv = &http.Server{

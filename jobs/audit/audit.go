@@ -37,11 +37,15 @@ var (
 		Cmdlet: "Get-MailUser",
 		Filter: jobs.MailUserScope,
 		Select: []string{"ExternalDirectoryObjectId", "DisplayName", "Alias", "PrimarySmtpAddress", "EmailAddresses",
-			"ExternalEmailAddress", "IsDirSynced", "RecipientTypeDetails"},
+			"ExternalEmailAddress", "UsePreferMessageFormat", "IsDirSynced", "RecipientTypeDetails"},
 	}
 	auditMailboxes = jobs.Query{
 		Cmdlet: "Get-Mailbox",
 		Select: []string{"ExternalDirectoryObjectId", "DisplayName", "PrimarySmtpAddress", "RecipientTypeDetails", "IsDirSynced"},
+	}
+	auditRemoteDomains = jobs.Query{
+		Cmdlet: "Get-RemoteDomain",
+		Select: []string{"Identity", "Name", "DomainName", "TNEFEnabled", "ContentType"},
 	}
 	auditAcceptedDomains = jobs.Query{
 		Cmdlet: "Get-AcceptedDomain",

@@ -2,9 +2,11 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/jobs"
 )
 
@@ -24,7 +26,7 @@ func (*MEUAudit) Describe() jobs.Description {
 		Kind:           jobs.KindAudit,
 		Permissions:    auditPermissions,
 		Needs:          []string{"DNS: MX lookups of the tenant's verified domains (tenant.dns_server or the system resolver)"},
-		Reads:          []jobs.Query{auditMailUsers, auditAcceptedDomains},
+		Reads:          []jobs.Query{auditMailUsers, auditAcceptedDomains, auditRemoteDomains},
 		NeedsDirectory: true,
 	}
 }
@@ -76,6 +78,7 @@ func (a *MEUAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 			}
 		}
 	}
+	p.Findings = append(p.Findings, remoteDomainFindings(t, meus, ids)...)
 	domains := make([]string, 0, len(unknownMX))
 	for d := range unknownMX {
 		domains = append(domains, d)
@@ -88,6 +91,39 @@ func (a *MEUAudit) Plan(_ context.Context, t *jobs.Tenant) (jobs.Plan, error) {
 	}
 	jobs.SortFindings(p.Findings)
 	return p, nil
+}
+
+// remoteDomainFindings flags each remote domain with TNEFEnabled $true that is the one applying to some
+// MEUs' target domains (or is "*"), naming how many and which MEUs it overrides.
+func remoteDomainFindings(t *jobs.Tenant, meus map[string]*exo.MailUser, ids []string) []jobs.Finding {
+	affected := map[string][]string{}
+	for _, id := range ids {
+		mu := meus[id]
+		rd := exo.CoveringRemoteDomain(t.RemoteDomains, domainOf(stripSMTP(mu.ExternalEmailAddress)))
+		if rd == nil || rd.TNEFEnabled == nil || !*rd.TNEFEnabled || mu.UsePreferMessageFormat {
+			continue
+		}
+		affected[rd.Name] = append(affected[rd.Name], orNone(mu.PrimarySmtpAddress))
+	}
+	var out []jobs.Finding
+	for _, rd := range t.RemoteDomains {
+		users := affected[rd.Name]
+		if rd.TNEFEnabled == nil || !*rd.TNEFEnabled || (len(users) == 0 && rd.DomainName != "*") {
+			continue
+		}
+		shown := users
+		if len(shown) > 5 {
+			shown = shown[:5]
+		}
+		more := ""
+		if len(users) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(users)-len(shown))
+		}
+		out = append(out, newFinding(RuleRemoteDomainTNEF, jobs.ObjectRef{ID: rd.Name, DisplayName: rd.Name, Kind: jobs.ObjectDomain}, nil,
+			"remote domain %q (%s) has TNEFEnabled $true: it overrides UseMapiRichTextFormat for %d mail user(s) without UsePreferMessageFormat (%s%s); fix: keep jobs.meu-richtext.prefer_message_format: true, or Set-RemoteDomain -Identity %q -TNEFEnabled $null",
+			rd.Name, rd.DomainName, len(users), strings.Join(shown, ", "), more, rd.Name))
+	}
+	return out
 }
 
 // targetFix proposes targetAddress = SMTP:<primary> when the primary address is at a company domain whose

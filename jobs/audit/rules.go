@@ -52,6 +52,7 @@ const (
 	RuleMEUTargetTenantDomain = "meu-target-tenant-domain"
 	RuleMEUTargetMXCutover    = "meu-target-mx-exo"
 	RuleDomainMXUnknown       = "domain-mx-unknown"
+	RuleRemoteDomainTNEF      = "remote-domain-tnef"
 
 	RuleGroupNoMail       = "group-no-mail"
 	RuleContactNoMail     = "contact-no-mail"
@@ -168,6 +169,12 @@ var catalogue = []Rule{
 		Explanation: "Mail users forward to this tenant domain, but its MX record could not be looked up, so the audit could not tell whether the forwarding loops. This is a finding about the audit, not about AD.",
 		Fix:         "Check DNS for the domain (dig MX domain) and rerun the audit.",
 		Source:      "inference",
+	},
+	{
+		ID: RuleRemoteDomainTNEF, Title: "Remote domain forces TNEF for mail users' target domain", Severity: jobs.SeverityMedium, Area: "mail-user", Job: MEUAuditName,
+		Explanation: "Exchange decides a message's format per recipient: a remote domain with TNEFEnabled $true overrides a mail user's UseMapiRichTextFormat unless the mail user's UsePreferMessageFormat is $true. Meeting requests to the on-premises users under it then go out as TNEF (winmail.dat), which the on-premises server shows as plain text: meu-richtext's fix is written but not effective.",
+		Fix:         "Keep jobs.meu-richtext.prefer_message_format: true (the default; it sets UsePreferMessageFormat=$true on each MEU), or Set-RemoteDomain -Identity <name> -TNEFEnabled $null for the domain.",
+		Source:      "Set-MailUser (UsePreferMessageFormat) and Set-RemoteDomain (TNEFEnabled) docs, MicrosoftDocs/office-docs-powershell",
 	},
 	{
 		ID: RuleGroupNoMail, Title: "Distribution group without mail", Severity: jobs.SeverityHigh, Area: "group", OnPremOnly: true,

@@ -127,7 +127,7 @@ func TestMultiParameterChangeIsOneWriteTypedAndReadBackWhole(t *testing.T) {
 	}
 	job := &rogue{
 		desc: jobs.Description{Kind: jobs.KindRemediate, Reads: []jobs.Query{mailUserRead},
-			Writes:      []jobs.Write{{Cmdlet: "Set-MailUser", Params: []string{"UseMapiRichTextFormat", "MessageFormat", "UsePreferMessageFormat"}}},
+			Writes:      []jobs.Write{{Cmdlet: "Set-MailUser", Params: []string{"UseMapiRichTextFormat", "MessageFormat", "UsePreferMessageFormat", "MacAttachmentFormat"}}},
 			Permissions: []jobs.Permission{jobs.ExchangeManageAsApp}},
 		plan: func(t *jobs.Tenant) []jobs.Change {
 			var out []jobs.Change
@@ -140,9 +140,11 @@ func TestMultiParameterChangeIsOneWriteTypedAndReadBackWhole(t *testing.T) {
 					jobs.Param{Name: "UseMapiRichTextFormat", From: jobs.Text(mu.UseMapiRichTextFormat), To: jobs.Text("Never")},
 					jobs.Param{Name: "MessageFormat", From: jobs.Text("Mime"), To: jobs.Text("Mime")}))
 			}
-			// One more change also sets a boolean the simulator does not keep: its read-back disagrees.
+			// One more change also sets a boolean, and a value the simulator does not keep (MacAttachmentFormat
+			// stays BinHex): its read-back disagrees.
 			first := out[0]
-			first.Params = append(first.Params, jobs.Param{Name: "UsePreferMessageFormat", From: jobs.Bool(false), To: jobs.Bool(true)})
+			first.Params = append(first.Params, jobs.Param{Name: "UsePreferMessageFormat", From: jobs.Bool(false), To: jobs.Bool(true)},
+				jobs.Param{Name: "MacAttachmentFormat", From: jobs.Text("BinHex"), To: jobs.Text("UuEncode")})
 			out[0] = first
 			return out
 		},
@@ -180,7 +182,7 @@ func TestMultiParameterChangeIsOneWriteTypedAndReadBackWhole(t *testing.T) {
 		t.Fatalf("verified %d, failed %d, want 2 and 1: %+v", sum.Verified, sum.Failed, sum.Changes)
 	}
 	for _, c := range sum.Changes {
-		if c.Status == executor.StatusFailed && !strings.Contains(c.Error, "UsePreferMessageFormat = $false, not $true") {
+		if c.Status == executor.StatusFailed && !strings.Contains(c.Error, "MacAttachmentFormat = BinHex, not UuEncode") {
 			t.Errorf("failed change says %q, want the parameter that disagrees, typed", c.Error)
 		}
 	}

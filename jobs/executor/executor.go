@@ -515,8 +515,19 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 	}
 	pages := s.InScope/1000 + 1
 	listed := false
-	if len(reads) == 1 && pages < len(idx) && readsWritten(reads[0], s.Changes, idx) {
-		seen, err := e.listForReadBack(ctx, reads[0], s.Changes, idx)
+	// The one query that reads every written object (a job may also read other cmdlets, e.g. remote domains).
+	var listQ *jobs.Query
+	for i := range reads {
+		if readsWritten(reads[i], s.Changes, idx) {
+			if listQ != nil {
+				listQ = nil
+				break
+			}
+			listQ = &reads[i]
+		}
+	}
+	if listQ != nil && pages < len(idx) {
+		seen, err := e.listForReadBack(ctx, *listQ, s.Changes, idx)
 		if err == nil {
 			listed = true
 			for _, i := range idx {

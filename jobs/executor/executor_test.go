@@ -23,12 +23,15 @@ func startSim(t *testing.T, sc *sim.Scenario, f sim.Faults) (*sim.Server, *exo.C
 	return jobtest.StartSim(t, sc, f)
 }
 
+// richText is job 1 writing UseMapiRichTextFormat only (prefer_message_format: false): the executor's
+// tests count the objects whose UseMapiRichTextFormat differs (the scenario's 100 of 120).
 func richText(t *testing.T) *meurichtext.Job {
 	t.Helper()
 	j, err := meurichtext.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
+	j.PreferMessageFormat = false
 	return j
 }
 

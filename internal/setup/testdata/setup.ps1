@@ -7,7 +7,8 @@
 #   Get-AcceptedDomain (read)
 #   Get-MailUser (read)
 #   Get-Mailbox (read)
-#   Set-MailUser with only Identity, UseMapiRichTextFormat
+#   Get-RemoteDomain (read)
+#   Set-MailUser with only Identity, UseMapiRichTextFormat, UsePreferMessageFormat
 #   writes only inside: (IsDirSynced -eq 'True') -and (RecipientTypeDetails -eq 'MailUser')
 $ErrorActionPreference = 'Stop'
 Connect-MgGraph -TenantId 'contoso.onmicrosoft.com' -Scopes 'Application.ReadWrite.All','AppRoleAssignment.ReadWrite.All' -UseDeviceCode -NoWelcome
@@ -63,13 +64,13 @@ Get-ManagementRoleEntry 'exo-worker Mail Recipients\*' | Where-Object { $_.Name 
   Remove-ManagementRoleEntry -Identity "exo-worker Mail Recipients\$($_.Name)" -Confirm:$false }
 
 # [role.params exo-worker Mail Recipients\Set-MailUser]
-Set-ManagementRoleEntry -Identity 'exo-worker Mail Recipients\Set-MailUser' -Parameters 'Identity','UseMapiRichTextFormat'
+Set-ManagementRoleEntry -Identity 'exo-worker Mail Recipients\Set-MailUser' -Parameters 'Identity','UseMapiRichTextFormat','UsePreferMessageFormat'
 
 # [role.create exo-worker View-Only Configuration]
 New-ManagementRole -Name 'exo-worker View-Only Configuration' -Parent 'View-Only Configuration' | Out-Null
 
 # [role.trim exo-worker View-Only Configuration]
-Get-ManagementRoleEntry 'exo-worker View-Only Configuration\*' | Where-Object { $_.Name -notin @('Get-AcceptedDomain') } | ForEach-Object {
+Get-ManagementRoleEntry 'exo-worker View-Only Configuration\*' | Where-Object { $_.Name -notin @('Get-AcceptedDomain','Get-RemoteDomain') } | ForEach-Object {
   Remove-ManagementRoleEntry -Identity "exo-worker View-Only Configuration\$($_.Name)" -Confirm:$false }
 
 # [scope.create exo-worker write scope]

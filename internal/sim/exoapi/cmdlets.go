@@ -433,19 +433,20 @@ var syncedMailUserParams = exo.SyncOwnedParams("Set-MailUser")
 
 // mailUserEdit is a bound Set-MailUser request: only the fields it sets are non-nil.
 type mailUserEdit struct {
-	richText      *string
-	displayName   *string
-	alias         *string
-	name          *string
-	windowsEmail  *string
-	external      *string
-	hidden        *bool
-	custom        [15]*string
-	emailReplace  []string
-	emailAdd      []string
-	emailRemove   []string
-	emailsTouched bool
-	syncedTouched string // first synced parameter present (for the dir-sync refusal)
+	richText            *string
+	preferMessageFormat *bool
+	displayName         *string
+	alias               *string
+	name                *string
+	windowsEmail        *string
+	external            *string
+	hidden              *bool
+	custom              [15]*string
+	emailReplace        []string
+	emailAdd            []string
+	emailRemove         []string
+	emailsTouched       bool
+	syncedTouched       string // first synced parameter present (for the dir-sync refusal)
 }
 
 func (s *Service) bindSetMailUser(c *cmdletCall) (*mailUserEdit, *cmdletError) {
@@ -468,6 +469,13 @@ func (s *Service) bindSetMailUser(c *cmdletCall) (*mailUserEdit, *cmdletError) {
 	var err *cmdletError
 	if e.richText, err = strParam("UseMapiRichTextFormat"); err != nil {
 		return nil, err
+	}
+	if _, ok := c.params["useprefermessageformat"]; ok {
+		b, err := c.boolean("UsePreferMessageFormat")
+		if err != nil {
+			return nil, err
+		}
+		e.preferMessageFormat = &b
 	}
 	if e.richText != nil {
 		canon, ok := tenant.CanonicalRichText(strings.TrimSpace(*e.richText))
@@ -617,6 +625,9 @@ func (e *mailUserEdit) apply(o *tenant.Object) bool {
 		}
 	}
 	setStr(&o.UseMapiRichTextFormat, e.richText)
+	if e.preferMessageFormat != nil {
+		o.UsePreferMessageFormat = *e.preferMessageFormat
+	}
 	setStr(&o.DisplayName, e.displayName)
 	setStr(&o.Alias, e.alias)
 	setStr(&o.Name, e.name)
@@ -654,7 +665,8 @@ func (e *mailUserEdit) apply(o *tenant.Object) bool {
 			}
 		}
 	}
-	changed := o.UseMapiRichTextFormat != before.UseMapiRichTextFormat || o.DisplayName != before.DisplayName ||
+	changed := o.UseMapiRichTextFormat != before.UseMapiRichTextFormat || o.UsePreferMessageFormat != before.UsePreferMessageFormat ||
+		o.DisplayName != before.DisplayName ||
 		o.Alias != before.Alias || o.Name != before.Name || o.WindowsEmailAddress != before.WindowsEmailAddress ||
 		o.ExternalEmailAddress != before.ExternalEmailAddress || o.CustomAttributes != before.CustomAttributes ||
 		o.HiddenFromAddressListsEnabled != before.HiddenFromAddressListsEnabled ||

@@ -101,6 +101,7 @@ type Service struct {
 	defaultEncoding string
 	exo             *exoState
 	rbac            *rbacState // rbac.go: roles, scopes, role groups; enforced for app tokens
+	org             *orgState  // remotedomain.go: remote domains
 }
 
 // Config is what the EXO admin API works on: the tenant, the injected faults, the authority whose tokens it
@@ -117,7 +118,7 @@ type Config struct {
 // New returns the API over cfg; Register adds its routes.
 func New(cfg Config) *Service {
 	return &Service{tenant: cfg.Tenant, faults: cfg.Faults, stale: &faults.StaleReads{}, auth: cfg.Auth, log: cfg.Log,
-		defaultEncoding: cfg.DetailEncoding, exo: &exoState{pages: map[string]*pageState{}}, rbac: newRBAC()}
+		defaultEncoding: cfg.DetailEncoding, exo: &exoState{pages: map[string]*pageState{}}, rbac: newRBAC(), org: newOrg()}
 }
 
 // Register adds the EXO admin API routes. Patterns keep the literal "beta" segment so they never

@@ -247,7 +247,7 @@ func messageFormatFields(o *tenant.Object) record {
 	return record{
 		{"ExternalEmailAddress", aNone, nullIfEmpty(o.ExternalEmailAddress)},
 		{"UseMapiRichTextFormat", aNone, o.UseMapiRichTextFormat},
-		{"UsePreferMessageFormat", aNone, false},
+		{"UsePreferMessageFormat", aNone, o.UsePreferMessageFormat},
 		{"MessageFormat", aNone, "Mime"},
 		{"MessageBodyFormat", aNone, "TextAndHtml"},
 		{"MacAttachmentFormat", aNone, "BinHex"},

@@ -80,15 +80,18 @@ type Object struct {
 	GroupTypes      []string
 
 	// EXO side.
-	RecipientType                 string
-	RecipientTypeDetails          string
-	Name                          string // also Identity and Id
-	Alias                         string
-	EmailAddresses                []string // "SMTP:" primary, "smtp:" secondaries, "X500:", ...
-	PrimarySmtpAddress            string
-	WindowsEmailAddress           string
-	ExternalEmailAddress          string // "SMTP:..." prefixed; empty for mailboxes and groups
-	UseMapiRichTextFormat         string // Always, Never, UseDefaultSettings
+	RecipientType         string
+	RecipientTypeDetails  string
+	Name                  string // also Identity and Id
+	Alias                 string
+	EmailAddresses        []string // "SMTP:" primary, "smtp:" secondaries, "X500:", ...
+	PrimarySmtpAddress    string
+	WindowsEmailAddress   string
+	ExternalEmailAddress  string // "SMTP:..." prefixed; empty for mailboxes and groups
+	UseMapiRichTextFormat string // Always, Never, UseDefaultSettings
+	// UsePreferMessageFormat makes the recipient's own message-format settings win over the remote
+	// domain's (Set-MailUser docs); false unless written.
+	UsePreferMessageFormat        bool
 	IsDirSynced                   bool
 	HiddenFromAddressListsEnabled bool
 	Guid                          string // the directory objectGuid
