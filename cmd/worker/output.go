@@ -15,18 +15,18 @@ import (
 const RunSchema = "exo-worker/run/v1"
 
 type runDoc struct {
-	Schema      string      `json:"schema"`
-	RunID       string      `json:"run_id"`
-	Job         string      `json:"job"`
-	Mode        string      `json:"mode"`
-	InScope     int         `json:"in_scope"`
-	Planned     int         `json:"planned"`
-	Applied     int         `json:"applied"`
-	Failed      int         `json:"failed"`
-	Verified    int         `json:"verified"`
+	Schema   string `json:"schema"`
+	RunID    string `json:"run_id"`
+	Job      string `json:"job"`
+	Mode     string `json:"mode"`
+	InScope  int    `json:"in_scope"`
+	Planned  int    `json:"planned"`
+	Applied  int    `json:"applied"`
+	Failed   int    `json:"failed"`
+	Verified int    `json:"verified"`
 	// Effective counts verified changes that nothing overrides (no finding of rule jobs.RuleOverridden
 	// about their object): written ≥ verified ≥ effective.
-	Effective int `json:"effective"`
+	Effective   int         `json:"effective"`
 	Skipped     int         `json:"skipped"`
 	Aborted     bool        `json:"aborted,omitempty"`
 	AbortReason string      `json:"abort_reason,omitempty"`
