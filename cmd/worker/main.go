@@ -81,8 +81,9 @@ Try it without a tenant: the --sim flag starts a simulated tenant in-process.
   worker jobs                                      # the job library
   worker config validate --config worker.yaml
 
-Against a real tenant, the same commands take --config FILE instead of --sim (README: "Against a real
-tenant"). "worker serve" runs the jobs on their schedules, with an HTTP API, alert webhooks and metrics.
+Against a real tenant: "worker setup --tenant contoso.onmicrosoft.com" creates the least-privileged identity
+and worker.yaml, "worker doctor --config worker.yaml" checks everything before a write, and the commands
+above take --config FILE instead of --sim (README: "Against a real tenant"). "worker serve" runs the jobs on their schedules, with an HTTP API, alert webhooks and metrics.
 
 ` + exitCodesHelp(),
 		SilenceUsage:  true,

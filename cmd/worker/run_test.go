@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/exo-worker/worker/jobs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +62,18 @@ func TestRunFixesEveryMEUThenSecondRunPlansNothing(t *testing.T) {
 		t.Fatalf("first run planned %d applied %d verified %d failed %d", first.Planned, first.Applied, first.Verified, first.Failed)
 	}
 	for _, c := range first.Changes {
-		if c.Status != "verified" || c.To != "Never" || c.Identity == "" || c.Param != "UseMapiRichTextFormat" {
-			t.Errorf("change %+v: want verified … → Never with an identity", c)
+		// One change per MEU carries what differs: UseMapiRichTextFormat → Never and UsePreferMessageFormat
+		// → $true (prefer_message_format defaults to true).
+		ok := c.Status == "verified" && c.Identity != "" && len(c.Params) > 0
+		for _, p := range c.Params {
+			ok = ok && (p.Name == "UseMapiRichTextFormat" && p.To.Equal(jobs.Text("Never")) || p.Name == "UsePreferMessageFormat" && p.To.Equal(jobs.Bool(true)))
 		}
+		if !ok {
+			t.Errorf("change %+v: want verified, with an identity, → Never and/or UsePreferMessageFormat → $true", c)
+		}
+	}
+	if first.Effective != first.Verified {
+		t.Errorf("effective %d, verified %d: with UsePreferMessageFormat nothing overrides the fix", first.Effective, first.Verified)
 	}
 	// Every in-scope MEU now holds Never, read through the real client.
 	for id, v := range inScope(t, tenantClient(t, cfg)) {

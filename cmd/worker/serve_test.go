@@ -229,12 +229,9 @@ func TestServeSimScheduleWebhookAuthAndMetrics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	changedFirst := 0
-	for _, v := range initial {
-		if !strings.EqualFold(v, "Never") {
-			changedFirst++
-		}
-	}
+	// Every MEU changes in the first run: UsePreferMessageFormat starts $false on all of them
+	// (prefer_message_format defaults to true), and UseMapiRichTextFormat on those not at Never.
+	changedFirst := len(initial)
 	for _, r := range sched {
 		if r.Status != store.RunSucceeded {
 			t.Errorf("scheduled run %s: %s %s", r.ID, r.Status, r.Error)
@@ -565,6 +562,9 @@ func TestRevertCommandRestoresAllButTheObjectChangedSince(t *testing.T) {
 	}
 	slices.Sort(changed)
 	touched := changed[0]
+	// Every in-scope MEU was written (UsePreferMessageFormat, with UseMapiRichTextFormat where it was not
+	// Never): the revert restores all but the touched one.
+	written := len(d.truth)
 	other := "Always"
 	if strings.EqualFold(d.truth[touched], "Always") {
 		other = "UseDefaultSettings"
@@ -583,8 +583,8 @@ func TestRevertCommandRestoresAllButTheObjectChangedSince(t *testing.T) {
 	}
 	out, code := runWorker(t, "revert", id, "--config", d.cfg, "--dry-run", "--output", "json")
 	var dry doc
-	if code != 0 || json.Unmarshal([]byte(out), &dry) != nil || len(dry.Changes) != len(changed)-1 || dry.RunID != "" {
-		t.Fatalf("revert --dry-run: exit %d, %d changes (want %d), run %q\n%s", code, len(dry.Changes), len(changed)-1, dry.RunID, out)
+	if code != 0 || json.Unmarshal([]byte(out), &dry) != nil || len(dry.Changes) != written-1 || dry.RunID != "" {
+		t.Fatalf("revert --dry-run: exit %d, %d changes (want %d), run %q\n%s", code, len(dry.Changes), written-1, dry.RunID, out)
 	}
 	if now := inScope(t, client); now[changed[1]] != "Never" {
 		t.Fatal("revert --dry-run wrote to the tenant")
@@ -623,7 +623,7 @@ func TestRevertCommandRestoresAllButTheObjectChangedSince(t *testing.T) {
 	}
 	out, code = runWorker(t, "show", rev.RunID, "--config", d.cfg)
 	if code != 0 || !strings.Contains(out, "mode revert") || !strings.Contains(out, "not reverted: changed since") ||
-		!strings.Contains(out, fmt.Sprintf("journal: %d entries", len(changed))) {
+		!strings.Contains(out, fmt.Sprintf("journal: %d entries", written)) {
 		t.Fatalf("show: exit %d\n%s", code, out)
 	}
 	if _, code := runWorker(t, "show", "NOSUCHRUN", "--config", d.cfg); code != 1 {

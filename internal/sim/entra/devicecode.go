@@ -2,6 +2,7 @@ package entra
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -220,7 +221,7 @@ type Claims struct {
 
 // BearerClaims verifies r's bearer token like VerifyBearer and returns its claims.
 func (s *Authority) BearerClaims(r *http.Request, audience string) (Claims, error) {
-	if err := s.VerifyBearer(r, audience); err != nil {
+	if err := s.VerifyResource(r, audience); err != nil {
 		return Claims{}, err
 	}
 	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -230,4 +231,43 @@ func (s *Authority) BearerClaims(r *http.Request, audience string) (Claims, erro
 	}
 	return Claims{AppID: c.AppID, User: c.IdTyp == "user", Builtin: c.IdTyp != "user" && strings.EqualFold(c.AppID, s.Creds.ClientID),
 		Roles: c.Roles, Scopes: strings.Fields(c.Scp), ObjectID: c.Oid}, nil
+}
+
+// ExchangeAudiences and GraphAudiences are the token audiences of the Exchange Online and Microsoft Graph
+// resources in every cloud (global, GCC High, DoD, China): a worker configured for a sovereign cloud asks
+// for its cloud's audience even when its endpoints point at the simulator.
+func ExchangeAudiences() []string { return append([]string(nil), exchangeResources...) }
+
+// GraphAudiences: see ExchangeAudiences.
+func GraphAudiences() []string { return append([]string(nil), graphResources...) }
+
+// VerifyBearerAny is VerifyBearer accepting any of audiences; a wrong-audience error names the first.
+func (s *Authority) VerifyBearerAny(r *http.Request, audiences []string) (string, error) {
+	var first error
+	for _, a := range audiences {
+		err := s.VerifyBearer(r, a)
+		if err == nil {
+			return a, nil
+		}
+		if !errors.Is(err, ErrBearerAudience) {
+			return "", err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return "", first
+}
+
+// VerifyResource is VerifyBearer accepting the audience of the same API in any cloud.
+func (s *Authority) VerifyResource(r *http.Request, audience string) error {
+	family := []string{audience}
+	switch {
+	case isExchangeResource(audience):
+		family = exchangeResources
+	case isGraphResource(audience):
+		family = graphResources
+	}
+	_, err := s.VerifyBearerAny(r, family)
+	return err
 }

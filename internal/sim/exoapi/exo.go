@@ -284,7 +284,7 @@ func (s *Service) checkBearer(in invokeInput, reqID string) (invokeOutput, bool)
 	}
 	r.Header = in.header
 	r.Host = in.host
-	verr := s.auth.VerifyBearer(r, exoAudience)
+	verr := s.auth.VerifyResource(r, exoAudience)
 	if verr == nil {
 		return invokeOutput{}, true
 	}

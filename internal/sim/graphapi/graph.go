@@ -238,7 +238,7 @@ func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
 	lr := reqlog.RecordFrom(r.Context())
 	lr.Service, lr.Query, lr.RequestID = "graph", r.URL.RawQuery, reqID
 	lr.Header = loggedHeader(r.Header)
-	if err := s.auth.VerifyBearer(r, graphAudience); err != nil {
+	if err := s.auth.VerifyResource(r, graphAudience); err != nil {
 		s.writeGraph(w, lr, graphAuthError(err).resp(reqID, clientReqID), reqID, clientReqID)
 		return
 	}
@@ -717,7 +717,7 @@ func (s *Service) handleGraphBatch(w http.ResponseWriter, r *http.Request) {
 	lr.Service, lr.Query, lr.RequestID, lr.Batch, lr.Cmdlet = "graph", r.URL.RawQuery, reqID, true, "$batch"
 	lr.Header = loggedHeader(r.Header)
 	fail := func(ge *graphErr) { s.writeGraph(w, lr, ge.resp(reqID, clientReqID), reqID, clientReqID) }
-	if err := s.auth.VerifyBearer(r, graphAudience); err != nil {
+	if err := s.auth.VerifyResource(r, graphAudience); err != nil {
 		fail(graphAuthError(err))
 		return
 	}
