@@ -26,11 +26,16 @@ type runDoc struct {
 	Verified int    `json:"verified"`
 	// Effective counts verified changes that nothing overrides (no finding of rule jobs.RuleOverridden
 	// about their object): written ≥ verified ≥ effective.
-	Effective   int         `json:"effective"`
-	Skipped     int         `json:"skipped"`
-	Aborted     bool        `json:"aborted,omitempty"`
-	AbortReason string      `json:"abort_reason,omitempty"`
-	Changes     []changeDoc `json:"changes"`
+	Effective int `json:"effective"`
+	Skipped   int `json:"skipped"`
+	// Unknown: writes whose answer was lost (read back before deciding): landed, not applied, unresolved.
+	Unknown           int         `json:"unknown_outcome"`
+	UnknownLanded     int         `json:"unknown_landed"`
+	UnknownNotApplied int         `json:"unknown_not_applied"`
+	Unresolved        int         `json:"unknown_unresolved"`
+	Aborted           bool        `json:"aborted,omitempty"`
+	AbortReason       string      `json:"abort_reason,omitempty"`
+	Changes           []changeDoc `json:"changes"`
 	// Findings is set for audit jobs; `worker report` writes them with their on-premises fixes.
 	Findings []findingDoc `json:"findings,omitempty"`
 	Warnings []string     `json:"warnings,omitempty"`
@@ -95,6 +100,7 @@ func changeText(c jobs.Change) string {
 func writeJSON(w io.Writer, s *executor.Summary) error {
 	d := runDoc{Schema: RunSchema, RunID: s.RunID, Job: s.Job, Mode: string(s.Mode), InScope: s.InScope,
 		Planned: s.Planned, Applied: s.Applied, Failed: s.Failed, Verified: s.Verified, Effective: effective(s), Skipped: s.Skipped,
+		Unknown: s.Unknown, UnknownLanded: s.UnknownLanded, UnknownNotApplied: s.UnknownNotApplied, Unresolved: s.Unresolved,
 		Aborted: s.Aborted, AbortReason: s.AbortReason, Changes: []changeDoc{}}
 	for _, c := range s.Changes {
 		param, from, to, params := changeColumns(c.Change)
@@ -151,6 +157,9 @@ func writeText(w io.Writer, s *executor.Summary) {
 		s.Job, s.RunID, s.Mode, s.InScope, s.Planned, s.Applied, s.Failed, s.Verified, effective(s))
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, ", skipped %d", s.Skipped)
+	}
+	if s.Unknown > 0 {
+		fmt.Fprintf(w, ", unknown then resolved %d of %d (%d landed, %d not applied)", s.UnknownLanded+s.UnknownNotApplied, s.Unknown, s.UnknownLanded, s.UnknownNotApplied)
 	}
 	fmt.Fprintf(w, " in %s\n", s.Finished.Sub(s.Started).Round(10_000_000))
 	switch {

@@ -140,9 +140,12 @@ func result(ctx context.Context, sum *executor.Summary, err error) store.RunResu
 		res.Status, res.Error = store.RunFailed, "the executor returned no summary"
 	case sum.Aborted:
 		res.Status, res.Error = store.RunAborted, sum.AbortReason
-	case sum.Failed > 0 || sum.Applied > sum.Verified:
+	case sum.Failed > 0 || sum.Applied > sum.Verified || sum.Unresolved > 0:
 		res.Status = store.RunPartial
 		res.Error = fmt.Sprintf("%d changes failed and %d were written but not verified; `worker show RUN` lists them", sum.Failed, sum.Applied-sum.Verified)
+		if sum.Unresolved > 0 {
+			res.Error += fmt.Sprintf("; %d got no answer and could not be read back: they stay pending until reconciliation reads them", sum.Unresolved)
+		}
 	default:
 		res.Status = store.RunSucceeded
 	}
@@ -174,6 +177,10 @@ func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *executor.Summar
 	fields := []zap.Field{zap.String("status", string(res.Status)), zap.Int("in_scope", res.Counts.InScope),
 		zap.Int("planned", res.Counts.Planned), zap.Int("applied", res.Counts.Applied), zap.Int("verified", res.Counts.Verified),
 		zap.Int("failed", res.Counts.Failed), zap.Int("skipped", res.Counts.Skipped)}
+	if sum != nil && sum.Unknown > 0 {
+		fields = append(fields, zap.Int("unknown_outcome", sum.Unknown), zap.Int("unknown_landed", sum.UnknownLanded),
+			zap.Int("unknown_not_applied", sum.UnknownNotApplied), zap.Int("unknown_unresolved", sum.Unresolved))
+	}
 	if res.Error != "" {
 		fields = append(fields, zap.String("error", res.Error))
 	}

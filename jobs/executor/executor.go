@@ -35,6 +35,9 @@ const (
 	// StatusUnchanged: sent, and the service answered that its effect was already in place (a member added
 	// twice). Nothing was written, so a revert leaves it alone.
 	StatusUnchanged Status = "unchanged"
+	// StatusUnknown: sent, but no complete answer came back (exo.KindOutcomeUnknown) and the read-back could
+	// not tell either. The journal keeps it pending; reconciliation reads the object later.
+	StatusUnknown Status = "unknown"
 )
 
 // Client is what the executor needs from the EXO client: paged reads and batched writes.
@@ -131,10 +134,19 @@ type Summary struct {
 	Failed   int
 	Verified int
 	Skipped  int
-	Changes  []ChangeResult
-	Findings []jobs.Finding
-	Started  time.Time
-	Finished time.Time
+	// Unknown counts the changes whose write got no complete answer (a reset, a cut-off body, a timeout
+	// after sending): they were read back before anything was decided. UnknownLanded of them held the new
+	// value (counted in Applied and Verified), UnknownNotApplied still held the old one (counted in Failed;
+	// the next run sends them again); Unresolved could not be read and stay pending in the journal until
+	// reconciliation reads them.
+	Unknown           int
+	UnknownLanded     int
+	UnknownNotApplied int
+	Unresolved        int
+	Changes           []ChangeResult
+	Findings          []jobs.Finding
+	Started           time.Time
+	Finished          time.Time
 	// Aborted is set when the run stopped before finishing its changes; AbortReason says why and what to do.
 	Aborted     bool
 	AbortReason string
@@ -154,10 +166,14 @@ type ChangeResult struct {
 	Note string `json:",omitempty"`
 	// Err is the typed error behind Error, for callers that branch (not serialised).
 	Err error `json:"-"`
+	// OutcomeWasUnknown: the write got no complete answer; Status is what the read-back found.
+	OutcomeWasUnknown bool
 
 	entry int64 // journal entry id, 0 when not journalled
 	// lagging marks a read-back that disagreed in a way replication lag could explain: read again.
 	lagging bool
+	// notApplied: a write of unknown outcome whose read-back shows the old value.
+	notApplied bool
 }
 
 // Exit codes of a run, shared by the CLI and the daemon's status.
@@ -173,7 +189,7 @@ func (s *Summary) ExitCode() int {
 	switch {
 	case s.Aborted:
 		return ExitAborted
-	case s.Failed > 0 || s.Applied > s.Verified:
+	case s.Failed > 0 || s.Applied > s.Verified || s.Unresolved > 0:
 		// a change that was written but could not be read back is not "all done" either
 		return ExitFailed
 	}
@@ -456,6 +472,14 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 				cr.Status, cr.Err, cr.Error = StatusUnchanged, res.err, "nothing written: "+res.err.Error()
 				continue
 			}
+			if res.err != nil && exo.IsKind(res.err, exo.KindOutcomeUnknown) {
+				// It may have landed: the read-back decides. Not a failure for the breaker: most such
+				// writes land, and calling them failed is the defect this status exists for.
+				cr.Status, cr.Err, cr.Error, cr.OutcomeWasUnknown = StatusUnknown, res.err, res.err.Error(), true
+				e.log().Info("change sent, answer lost; it is read back before deciding", zap.String("run", s.RunID),
+					zap.String("object", cr.Object.ID), zap.Error(res.err))
+				continue
+			}
 			if res.err != nil {
 				failed++
 				cr.Status, cr.Err, cr.Error = StatusFailed, res.err, res.err.Error()
@@ -496,7 +520,7 @@ func skipFrom(s *Summary, from int, why string) {
 func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query) {
 	var idx []int
 	for i, cr := range s.Changes {
-		if cr.Status == StatusApplied {
+		if cr.Status == StatusApplied || cr.Status == StatusUnknown {
 			idx = append(idx, i)
 		}
 	}
@@ -504,11 +528,12 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 		return
 	}
 	// Read-back runs even when the run was cancelled mid-way: what was written must be accounted for.
-	// Its verdicts go to the journal however it ends.
+	// Its verdicts go to the journal however it ends; a write of unknown outcome gets its verdict from it.
 	ctx, cancel := graceful(ctx, e.stopGrace())
 	defer cancel()
 	defer e.journalOutcomes(ctx, s, idx)
 	defer e.checkGroupLicenses(ctx, s, idx)
+	defer resolveUnknown(s, idx)
 	if e.Progress != nil {
 		e.Progress.Phase("verifying", len(idx))
 		defer e.Progress.Done()
@@ -596,6 +621,35 @@ func (e *Executor) readBack(ctx context.Context, s *Summary, reads []jobs.Query)
 	}
 }
 
+// resolveUnknown states what the read-back found for each write whose answer was lost: landed (verified),
+// not applied (failed: the object still holds the old value after every re-read), or still unknown when the
+// object could not be read (left pending in the journal for reconciliation).
+func resolveUnknown(s *Summary, idx []int) {
+	for _, i := range idx {
+		cr := &s.Changes[i]
+		if !cr.OutcomeWasUnknown {
+			continue
+		}
+		lost := "the answer to the write was lost"
+		if cr.Err != nil {
+			lost += " (" + cr.Err.Error() + ")"
+		}
+		switch cr.Status {
+		case StatusVerified:
+			cr.Error = lost + "; read back: it landed"
+		case StatusFailed:
+			if !cr.notApplied {
+				cr.Error = lost + "; read back: " + cr.Error
+				continue
+			}
+			cr.Error = lost + "; read back: it did not land (the object still holds the old value); the next run sends it again"
+		default: // unverified: the read-back itself failed or missed the object
+			cr.Status = StatusUnknown
+			cr.Error = lost + "; the read-back could not tell either (" + cr.Error + "): the journal keeps it pending until reconciliation reads the object"
+		}
+	}
+}
+
 // readEach reads the objects of the changes at idx (Observe: one Get each, batched) and verifies them.
 func (e *Executor) readEach(ctx context.Context, s *Summary, idx []int) {
 	changes := make([]jobs.Change, len(idx))
@@ -655,7 +709,12 @@ func (e *Executor) listForReadBack(ctx context.Context, q jobs.Query, changes []
 
 // verify compares what the tenant holds now with what the change wrote: every parameter of it.
 func verify(cr *ChangeResult, o Observation) {
-	cr.lagging = false
+	cr.lagging, cr.notApplied = false, false
+	if cr.OutcomeWasUnknown && o.HoldsOld(cr.Change) {
+		cr.Status, cr.Error = StatusFailed, "the object still holds the old value"
+		cr.lagging, cr.notApplied = true, true // a lagging replica could show the old value: read again
+		return
+	}
 	for _, p := range cr.Params {
 		got := o.Values[p.Name]
 		if !got.Equal(p.To) {
@@ -723,8 +782,20 @@ func readCommand(c jobs.Change) exo.Command {
 
 func (s *Summary) count() {
 	s.Applied, s.Failed, s.Verified, s.Skipped = 0, 0, 0, 0
+	s.Unknown, s.UnknownLanded, s.UnknownNotApplied, s.Unresolved = 0, 0, 0, 0
 	for _, cr := range s.Changes {
+		if cr.OutcomeWasUnknown {
+			s.Unknown++
+			switch {
+			case cr.Status == StatusVerified:
+				s.UnknownLanded++
+			case cr.Status == StatusFailed && cr.notApplied:
+				s.UnknownNotApplied++
+			}
+		}
 		switch cr.Status {
+		case StatusUnknown:
+			s.Unresolved++
 		case StatusVerified:
 			s.Applied++
 			s.Verified++
