@@ -141,11 +141,11 @@ func runFaultProfile(t *testing.T, p faultProfile, meus int) string {
 		now := after[strings.ToLower(e.ObjectID)]
 		switch e.State {
 		case store.ChangeStateVerified, store.ChangeStateApplied:
-			if now != "Never" {
+			if now != done {
 				t.Errorf("entry %s is %s but the object holds %s: it claims a write that did not land", e.ObjectID, e.State, now)
 			}
 		case store.ChangeStateFailed:
-			if now == "Never" {
+			if now == done {
 				t.Errorf("entry %s is failed (%s) but the write landed", e.ObjectID, e.Error)
 			}
 		}
@@ -162,7 +162,7 @@ func runFaultProfile(t *testing.T, p faultProfile, meus int) string {
 	// The next run, on a healthy tenant, plans exactly what is left and completes the job.
 	left := 0
 	for _, v := range after {
-		if v != "Never" {
+		if v != done {
 			left++
 		}
 	}
@@ -171,7 +171,7 @@ func runFaultProfile(t *testing.T, p faultProfile, meus int) string {
 		t.Errorf("next run: %s %v, planned %d; want succeeded planning the %d objects left", next.Status, err, nsum.Planned, left)
 	}
 	for id, v := range values(srv) {
-		if v != "Never" {
+		if v != done {
 			t.Errorf("after the next run %s holds %s", id, v)
 		}
 	}
@@ -197,11 +197,14 @@ func runFaultProfile(t *testing.T, p faultProfile, meus int) string {
 		fmt.Sprintf("%d/%d", len(entries), changed), fmt.Sprintf("%d/%d", reverted, changed))
 }
 
-// values is every in-scope MEU's UseMapiRichTextFormat, by lower-case id, from the simulator's ground truth.
+// values is what job 1 writes on every in-scope MEU (UseMapiRichTextFormat and UsePreferMessageFormat), by
+// lower-case id, from the simulator's ground truth; done is the value of an MEU the job is done with.
 func values(srv *sim.Server) map[string]string {
 	out := map[string]string{}
 	for _, o := range srv.Tenant().InScopeMEUs() {
-		out[strings.ToLower(o.ID)] = o.UseMapiRichTextFormat
+		out[strings.ToLower(o.ID)] = fmt.Sprintf("%s/%t", o.UseMapiRichTextFormat, o.UsePreferMessageFormat)
 	}
 	return out
 }
+
+const done = "Never/true"
