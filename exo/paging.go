@@ -89,5 +89,5 @@ func (c *Client) checkNextLink(link string) (string, error) {
 	if !sameOrSubHost(u, c.base) {
 		return "", fmt.Errorf("next page link %q points outside %s", link, c.base.Host)
 	}
-	return u.String(), nil
+	return onBasePort(u, c.base).String(), nil
 }

@@ -212,7 +212,7 @@ func (c *Client) transmit(ctx context.Context, r *request, u string) *sendError 
 		e := &sendError{Error: &Error{Kind: KindUnknown, HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("request-id")}}
 		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 		if err == nil && loc.Scheme == "https" && sameOrSubHost(loc, c.base) {
-			e.redirect = loc.String()
+			e.redirect = onBasePort(loc, c.base).String()
 		}
 		e.Message = fmt.Sprintf("Exchange Online redirected to %q, which is not within %s; set the tenant's exchange endpoint to the regional host",
 			resp.Header.Get("Location"), c.base.Host)
@@ -287,9 +287,34 @@ func callName(cmdlet, identity string) string {
 	return cmdlet
 }
 
+// sameOrSubHost compares host names (case-insensitively; a regional sub-host of the base is the same
+// service) with the default ports treated as equal.
 func sameOrSubHost(u, base *url.URL) bool {
-	h, b := strings.ToLower(u.Host), strings.ToLower(base.Host)
-	return h == b || strings.HasSuffix(h, "."+b)
+	h, b := strings.ToLower(u.Hostname()), strings.ToLower(base.Hostname())
+	if h != b && !strings.HasSuffix(h, "."+b) {
+		return false
+	}
+	return u.Port() == base.Port() || defaultPort(u.Port())
+}
+
+// defaultPort reports the ports that name the service's default endpoint: none, 443, and 446, which the
+// service is known to put in @odata.nextLink and redirect Location URLs (research exo-protocol §8; an
+// open-source client of the same API rewrites :446 to :443).
+func defaultPort(p string) bool { return p == "" || p == "443" || p == "446" }
+
+// onBasePort rewrites a link on a default port to the port the client was configured with (none for the
+// real service, the simulator's listen port in tests), so a ":446" link is followed on the endpoint that
+// answers.
+func onBasePort(u, base *url.URL) *url.URL {
+	if !defaultPort(u.Port()) || u.Port() == base.Port() {
+		return u
+	}
+	c := *u
+	c.Host = u.Hostname()
+	if p := base.Port(); p != "" {
+		c.Host += ":" + p
+	}
+	return &c
 }
 
 func isLoopback(host string) bool {

@@ -24,3 +24,7 @@ type RemoteDomain = exoapi.RemoteDomain
 // SetRemoteDomain adds or replaces (by name) a remote domain; the tenant starts with "Default" for "*"
 // with TNEFEnabled $null.
 func (s *Server) SetRemoteDomain(rd RemoteDomain) { s.exo.SetRemoteDomain(rd) }
+
+// SetNextLinkPort makes the EXO admin API's @odata.nextLink name port p ("446", as the service is seen to
+// do) instead of the port the client called; "" restores it.
+func (s *Server) SetNextLinkPort(p string) { s.exo.SetNextLinkPort(p) }

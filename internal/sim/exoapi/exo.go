@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exo-worker/worker/internal/sim/entra"
@@ -100,8 +101,9 @@ type Service struct {
 	log             *reqlog.RequestLog
 	defaultEncoding string
 	exo             *exoState
-	rbac            *rbacState // rbac.go: roles, scopes, role groups; enforced for app tokens
-	org             *orgState  // remotedomain.go: remote domains
+	rbac            *rbacState   // rbac.go: roles, scopes, role groups; enforced for app tokens
+	org             *orgState    // remotedomain.go: remote domains
+	linkPort        atomic.Value // string: the port nextLinks name (SetNextLinkPort)
 }
 
 // Config is what the EXO admin API works on: the tenant, the injected faults, the authority whose tokens it
@@ -264,7 +266,7 @@ func (s *Service) invokeInner(in invokeInput, e *reqlog.Entry) invokeOutput {
 	next := ""
 	if res.next != nil {
 		tok := s.exo.store(&pageState{canon: call.canon, body: body, pg: *res.next, sel: sel})
-		next = "https://" + in.host + "/adminapi/beta/" + in.tenant + "/InvokeCommand?"
+		next = "https://" + s.linkHost(in.host) + "/adminapi/beta/" + in.tenant + "/InvokeCommand?"
 		if sel != "" {
 			next += "$select=" + url.QueryEscape(sel) + "&"
 		}

@@ -1,6 +1,7 @@
 package exoapi
 
 import (
+	"net"
 	"strings"
 	"sync"
 )
@@ -103,4 +104,20 @@ func init() {
 			}
 			return nil, notFoundErr(v["Identity"])
 		}}
+}
+
+// SetNextLinkPort makes @odata.nextLink name port p (e.g. "446", as the service is seen to do) instead of the
+// port the client called; "" restores the called host.
+func (s *Service) SetNextLinkPort(p string) { s.linkPort.Store(p) }
+
+func (s *Service) linkHost(called string) string {
+	p, _ := s.linkPort.Load().(string)
+	if p == "" {
+		return called
+	}
+	h, _, err := net.SplitHostPort(called)
+	if err != nil {
+		h = called
+	}
+	return net.JoinHostPort(h, p)
 }
