@@ -53,12 +53,6 @@ var graphOps = map[GraphOp]string{
 	GraphGroupMember: "GroupMember.ReadWrite.All",
 }
 
-// GraphRole returns the Graph application permission an operation needs, and whether the operation exists.
-func GraphRole(op GraphOp) (string, bool) {
-	r, ok := graphOps[op]
-	return r, ok
-}
-
 // Set is an Exchange change of obj: cmdlet sets each of params.
 func Set(obj ObjectRef, cmdlet string, params ...Param) Change {
 	return Change{Object: obj, Cmdlet: cmdlet, Params: params}
@@ -68,12 +62,6 @@ func Set(obj ObjectRef, cmdlet string, params ...Param) Change {
 func AddToGroup(obj, group ObjectRef) Change {
 	return Change{Object: obj, Graph: GraphGroupMember, Group: group,
 		Params: []Param{{Name: MemberParam, From: Bool(false), To: Bool(true)}}}
-}
-
-// RemoveFromGroup is the Graph change that takes obj out of group.
-func RemoveFromGroup(obj, group ObjectRef) Change {
-	return Change{Object: obj, Graph: GraphGroupMember, Group: group,
-		Params: []Param{{Name: MemberParam, From: Bool(true), To: Bool(false)}}}
 }
 
 // IsGraph reports a Graph change.

@@ -53,9 +53,6 @@ func (v Value) AsText() string { return v.text }
 // AsBool returns a boolean value (false for other types).
 func (v Value) AsBool() bool { return v.b }
 
-// AsList returns a copy of a list value's items (nil for other types).
-func (v Value) AsList() []string { return slices.Clone(v.list) }
-
 // Native is the value as encoding/json sends it: string, bool, []string or nil. The exo client encodes a
 // command's parameters from it.
 func (v Value) Native() any {

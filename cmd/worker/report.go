@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/exo-worker/worker/internal/daemon"
 	"github.com/exo-worker/worker/internal/report"
+	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/audit"
 	"github.com/exo-worker/worker/jobs/executor"
@@ -99,6 +102,13 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if f.dnsServer != "" {
 		cfg.Tenant.DNSServer = f.dnsServer
 	}
+	// A report is a run like any other: recorded in the store (`worker history` lists it) with its findings
+	// kept in the findings history under the audit that reported each.
+	st, err := openConfiguredStore(ctx, cfg)
+	if err != nil {
+		return withCode(executor.ExitUsage, fmt.Errorf("%s: %w", storeField(cfg), err))
+	}
+	defer func() { _ = st.Close() }()
 	conn, err := connect(cfg, g.log, nil)
 	if err != nil {
 		return err
@@ -115,14 +125,21 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}
-	run, err := ex.Plan(ctx, suite)
+	fleet, err := cliFleet(st, g.log)
 	if err != nil {
-		return withCode(executor.ExitFailed, err)
+		return withCode(executor.ExitUsage, err)
+	}
+	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Library: reg, Log: g.log.Named("report"), River: fleet})
+	if err != nil {
+		return withCode(executor.ExitUsage, err)
 	}
 	// Through the executor in report mode, so exceptions hide the findings of excepted objects as they do
 	// in scheduled audits; nothing is written.
-	sum, err := ex.Apply(ctx, run, executor.Options{Mode: jobs.ModeReport})
-	if err != nil {
+	rec, sum, err := d.RunNow(ctx, suite, executor.Options{Mode: jobs.ModeReport}, "", store.TriggerCLI)
+	if sum == nil || err != nil {
+		if err == nil {
+			err = errors.New("the report run did not start")
+		}
 		return withCode(executor.ExitFailed, err)
 	}
 	for _, w := range sum.Warnings {
@@ -132,11 +149,11 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	for i, a := range audits {
 		names[i] = a.Name()
 	}
-	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: run.Started, Jobs: names, Findings: sum.Findings}
+	rep := &report.Report{Tenant: cfg.Tenant.ID, Generated: sum.Started, Jobs: names, Findings: sum.Findings}
 	if err := writeReport(cmd.OutOrStdout(), f.out, format, rep); err != nil {
 		return withCode(executor.ExitFailed, err)
 	}
-	g.log.Info("audited", zap.String("run", run.ID), zap.Strings("jobs", names), zap.Int("in_scope", run.Plan.InScope),
+	g.log.Info("audited", zap.String("run", rec.ID), zap.Strings("jobs", names), zap.Int("in_scope", sum.InScope),
 		zap.Int("findings", len(sum.Findings)))
 	if failRank >= 0 {
 		for _, fd := range sum.Findings {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/exo-worker/worker/internal/mx"
 	"github.com/exo-worker/worker/internal/sim"
+	"github.com/exo-worker/worker/internal/store"
 	"github.com/exo-worker/worker/jobs/audit"
 	"github.com/exo-worker/worker/jobs/meurichtext"
 )
@@ -386,5 +388,41 @@ func TestReportLeavesOutFindingsOfExceptedObjects(t *testing.T) {
 	}
 	if len(doc.Findings) >= len(truth) {
 		t.Errorf("%d findings of %d seeded defects: the exception hid nothing", len(doc.Findings), len(truth))
+	}
+}
+
+// TestReportRunIsRecordedWithItsFindings: `worker report` is a run like any other — recorded in the store
+// (history lists it) — and its findings reach the findings history under the audit that reported each, as
+// the audits' own scheduled runs record them.
+func TestReportRunIsRecordedWithItsFindings(t *testing.T) {
+	b := newAuditBench(t)
+	var doc findingsDoc
+	if err := json.Unmarshal([]byte(b.report(t, "json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Findings) == 0 {
+		t.Fatal("the report found nothing; the test would prove nothing")
+	}
+	hist, code := runWorker(t, "history", "--config", b.cfg, "--output", "json")
+	if code != 0 || !strings.Contains(hist, `"job": "report"`) || !strings.Contains(hist, `"mode": "report"`) {
+		t.Fatalf("history: exit %d, %s; want the report run", code, tail(hist, 1500))
+	}
+	st, err := store.Open(context.Background(), filepath.Join(b.srv.Dir, "worker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	open, err := st.OpenFindings(context.Background(), store.FindingFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != len(doc.Findings) {
+		t.Errorf("%d open findings in the store, the report printed %d", len(open), len(doc.Findings))
+	}
+	for _, f := range open {
+		r, ok := audit.LookupRule(f.Rule)
+		if !ok || f.Job != r.Job {
+			t.Errorf("finding %s/%s recorded under job %q, want its audit %q", f.Rule, f.ObjectID, f.Job, r.Job)
+		}
 	}
 }

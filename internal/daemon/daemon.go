@@ -358,7 +358,7 @@ func (d *Daemon) Trigger(_ context.Context, t server.Trigger) (string, bool, err
 	}
 	// The server counts triggers (started, coalesced, rate limited) in the metrics; the daemon does not.
 	if _, ok := d.jobs[t.Job]; !ok {
-		return "", false, fmt.Errorf("%w %q: known jobs are %s", server.ErrUnknownJob, t.Job, strings.Join(d.order, ", "))
+		return "", false, d.unknownJob(t.Job)
 	}
 	return d.disp.submit(t.Job, request{source: src, reason: t.Reason, objects: objects})
 }
@@ -393,13 +393,7 @@ func (d *Daemon) trigger(job string, req request) (string, bool, error) {
 	defer d.mu.Unlock()
 	js, ok := d.jobs[job]
 	if !ok {
-		if d.library != nil {
-			if _, err := d.library.Get(job); err == nil {
-				return "", false, fmt.Errorf("%w %q: the job is not configured, and the daemon only starts jobs the configuration names "+
-					"(add jobs.%s with its mode and blast radius); configured jobs are %s", server.ErrUnknownJob, job, job, strings.Join(d.order, ", "))
-			}
-		}
-		return "", false, fmt.Errorf("%w %q: known jobs are %s", server.ErrUnknownJob, job, strings.Join(d.order, ", "))
+		return "", false, d.unknownJob(job)
 	}
 	if d.stopping {
 		return "", false, fmt.Errorf("%w: job %s was not started", server.ErrShuttingDown, job)
@@ -558,4 +552,16 @@ func (d *Daemon) describe(name string) (jobs.Description, error) {
 		return j.Describe(), nil
 	}
 	return jobs.Description{}, fmt.Errorf("job %s is not one of this daemon's jobs", name)
+}
+
+// unknownJob is the refusal of a trigger for a job the daemon does not run: one the library does not know,
+// or one the configuration does not name (the daemon, its API and webhooks only start configured jobs).
+func (d *Daemon) unknownJob(job string) error {
+	if d.library != nil {
+		if _, err := d.library.Get(job); err == nil {
+			return fmt.Errorf("%w %q: the job is not configured, and the daemon only starts jobs the configuration names "+
+				"(add jobs.%s with its mode and blast radius); configured jobs are %s", server.ErrUnknownJob, job, job, strings.Join(d.order, ", "))
+		}
+	}
+	return fmt.Errorf("%w %q: known jobs are %s", server.ErrUnknownJob, job, strings.Join(d.order, ", "))
 }

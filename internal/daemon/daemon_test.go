@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/daemon"
@@ -274,11 +275,10 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	if err := e.st.FinishRun(ctx, rec.ID, store.RunResult{Status: store.RunInterrupted}); err != nil {
 		t.Fatal(err)
 	}
-	run, err := e.ex.Plan(ctx, richText(t))
+	run, err := e.ex.Plan(ctx, rec.ID, richText(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	run.ID = rec.ID
 	sum, err := e.ex.Apply(ctx, run, remediate())
 	var je *executor.JournalError
 	if !errors.As(err, &je) || !errors.Is(err, store.ErrRunNotRunning) {
@@ -799,5 +799,40 @@ func TestAuditFindingsAreRecordedResolvedAndCounted(t *testing.T) {
 	}
 	if got := counter(t, e.m, "exo_worker_findings", map[string]string{"rule": "test-rule"}); got != 1 {
 		t.Errorf("findings gauge = %v, want 1", got)
+	}
+}
+
+// TestRunIdentityIsTheCallers: the daemon names the run (its store record) and the executor keeps that id
+// — in the summary, the journal and the logs — and "run finished" is logged once per run.
+func TestRunIdentityIsTheCallers(t *testing.T) {
+	e := newEnv(t, nil, sim.Faults{})
+	ctx := context.Background()
+	core, logs := observer.New(zap.InfoLevel)
+	e.ex.Log = zap.New(core)
+	d := e.daemon(t, daemon.Options{Jobs: []daemon.JobSpec{}, Log: zap.New(core)})
+	opts := executor.Options{Mode: jobs.ModeRemediate, Force: true}
+	rec, sum, err := d.RunNow(ctx, richText(t), opts, "", store.TriggerCLI)
+	if err != nil || sum == nil || sum.Applied == 0 {
+		t.Fatalf("run: %v (summary %+v)", err, sum)
+	}
+	if sum.RunID != rec.ID {
+		t.Errorf("summary run id %s, the store recorded %s", sum.RunID, rec.ID)
+	}
+	entries, err := e.st.Journal(ctx, rec.ID)
+	if err != nil || len(entries) != sum.Applied {
+		t.Errorf("journal of %s: %d entries (%v), want %d", rec.ID, len(entries), err, sum.Applied)
+	}
+	finished := 0
+	for _, l := range logs.FilterMessage("run finished").All() {
+		finished++
+		if v, ok := l.ContextMap()["run"]; !ok || v != rec.ID {
+			t.Errorf("run finished logged for run %v, want %s", v, rec.ID)
+		}
+	}
+	if finished != 1 {
+		t.Errorf(`"run finished" logged %d times, want once`, finished)
+	}
+	if _, err := e.ex.Plan(ctx, "", richText(t)); err == nil {
+		t.Error("the executor planned a run nobody named")
 	}
 }

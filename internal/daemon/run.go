@@ -102,7 +102,7 @@ func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opt
 			err = errors.New(res.Error)
 		}
 	}()
-	run, err := d.ex.Plan(ctx, job)
+	run, err := d.ex.Plan(ctx, runID, job)
 	if err != nil {
 		st := store.RunFailed
 		if ctx.Err() != nil {
@@ -110,10 +110,9 @@ func (d *Daemon) plannedRun(ctx context.Context, job jobs.Job, runID string, opt
 		}
 		return store.RunResult{Status: st, Error: err.Error()}, nil, err
 	}
-	run.ID = runID // the journal is keyed by the store's run id
 	sum, err = d.ex.Apply(ctx, run, opts)
 	if sum != nil {
-		d.recordFindings(ctx, job.Name(), runID, sum, log)
+		d.recordFindings(ctx, job, runID, sum, log)
 	}
 	return result(ctx, sum, err), sum, err
 }
@@ -187,26 +186,51 @@ func (d *Daemon) finish(rec store.Run, res store.RunResult, sum *executor.Summar
 	log.Info("run finished", fields...)
 }
 
+// suite is a job that runs several audits over one read (audit.Suite, `worker report`): its findings are
+// recorded under the audit that reported each (jobs.Finding.Job), as the audits' own scheduled runs record
+// them, so one finding has one history whichever way it was found.
+type suite interface{ Jobs() []jobs.Job }
+
 // recordFindings keeps the findings history: new, still open, resolved.
-func (d *Daemon) recordFindings(ctx context.Context, job, runID string, sum *executor.Summary, log *zap.Logger) {
-	fs := make([]store.Finding, len(sum.Findings))
-	for i, f := range sum.Findings {
-		fs[i] = store.Finding{Rule: f.Rule, ObjectID: f.Object.ID, DisplayName: f.Object.DisplayName,
+func (d *Daemon) recordFindings(ctx context.Context, job jobs.Job, runID string, sum *executor.Summary, log *zap.Logger) {
+	byJob := map[string][]store.Finding{job.Name(): nil}
+	order := []string{job.Name()}
+	if s, ok := job.(suite); ok {
+		byJob, order = map[string][]store.Finding{}, nil
+		for _, j := range s.Jobs() {
+			byJob[j.Name()] = nil
+			order = append(order, j.Name())
+		}
+	}
+	for _, f := range sum.Findings {
+		name := f.Job
+		if _, ok := byJob[name]; !ok {
+			// A finding of no known audit (a plain job sets no Finding.Job) is the run's job's.
+			name = job.Name()
+			if _, ok := byJob[name]; !ok {
+				byJob[name] = nil
+				order = append(order, name)
+			}
+		}
+		sf := store.Finding{Rule: f.Rule, ObjectID: f.Object.ID, DisplayName: f.Object.DisplayName,
 			Severity: string(f.Severity), Detail: f.Detail}
 		if f.OnPrem != nil {
-			fs[i].OnPrem = &store.OnPremFix{Attribute: f.OnPrem.Attribute, Value: f.OnPrem.Value, Action: f.OnPrem.Action}
+			sf.OnPrem = &store.OnPremFix{Attribute: f.OnPrem.Attribute, Value: f.OnPrem.Value, Action: f.OnPrem.Action}
 		}
+		byJob[name] = append(byJob[name], sf)
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	fsum, err := d.st.RecordFindings(wctx, runID, job, fs, d.now())
-	if err != nil {
-		log.Error("findings not recorded", zap.Error(err))
-		return
-	}
-	if fsum != (store.FindingsSummary{}) {
-		log.Info("findings recorded", zap.Int("new", fsum.New), zap.Int("reopened", fsum.Reopened),
-			zap.Int("open", fsum.Open), zap.Int("resolved", fsum.Resolved))
+	for _, name := range order {
+		fsum, err := d.st.RecordFindings(wctx, runID, name, byJob[name], d.now())
+		if err != nil {
+			log.Error("findings not recorded", zap.String("audit", name), zap.Error(err))
+			continue
+		}
+		if fsum != (store.FindingsSummary{}) {
+			log.Info("findings recorded", zap.String("audit", name), zap.Int("new", fsum.New), zap.Int("reopened", fsum.Reopened),
+				zap.Int("open", fsum.Open), zap.Int("resolved", fsum.Resolved))
+		}
 	}
 	d.refreshFindingMetrics(wctx)
 }

@@ -115,7 +115,7 @@ func TestMailboxLicensePlanFindsExactlyTheUnlicensedMigratedMailboxes(t *testing
 	if err := e.srv.Tenant().AddMember(e.group.ID, pending.ID); err != nil {
 		t.Fatal(err)
 	}
-	run, err := e.ex.Plan(cx, e.job)
+	run, err := e.ex.Plan(cx, "run-1", e.job)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -226,7 +226,7 @@ func TestMailboxLicenseDryRunBlastRadiusRemediateAndRevert(t *testing.T) {
 func TestMailboxLicenseAlreadyMemberIsNotAWriteToRevert(t *testing.T) {
 	e := newLicenseEnv(t)
 	cx := ctx(t)
-	run, err := e.ex.Plan(cx, e.job)
+	run, err := e.ex.Plan(cx, "run-1", e.job)
 	if err != nil || len(run.Plan.Changes) < 2 {
 		t.Fatalf("plan: %v (%d changes)", err, len(run.Plan.Changes))
 	}
@@ -257,7 +257,7 @@ func TestMailboxLicenseAlreadyMemberIsNotAWriteToRevert(t *testing.T) {
 func TestMailboxLicenseUndeclaredGroupRefusedBeforeAnyRequest(t *testing.T) {
 	e := newLicenseEnv(t)
 	cx := ctx(t)
-	run, err := e.ex.Plan(cx, e.job)
+	run, err := e.ex.Plan(cx, "run-1", e.job)
 	if err != nil || len(run.Plan.Changes) == 0 {
 		t.Fatalf("plan: %v", err)
 	}

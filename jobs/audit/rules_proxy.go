@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // ProxyAddress is one entry of proxyAddresses (Graph) or EmailAddresses (Exchange): a type prefix, a colon
@@ -21,7 +20,7 @@ type ProxyAddress struct {
 var ErrProxyAddress = errors.New("invalid proxy address")
 
 // ParseProxyAddress splits "TYPE:value". It fails only on entries no directory would hold (no prefix, an
-// empty value, a prefix that is not letters and digits); it does not validate the value — see ValidateSMTP.
+// empty value, a prefix that is not letters and digits); it does not validate the value.
 // X500 values with spaces, parentheses, commas and apostrophes are valid (IdFix's well-known false positive).
 func ParseProxyAddress(s string) (ProxyAddress, error) {
 	i := strings.IndexByte(s, ':')
@@ -105,65 +104,4 @@ func smtpAddresses(list []string) []ProxyAddress {
 		out = append(out, p)
 	}
 	return out
-}
-
-// ValidateSMTP checks an SMTP address the way directory sync and IdFix do: one @, a local part of at most
-// 64 characters without leading, trailing or doubled dots, a domain of dot-separated labels with a
-// top-level part, ASCII only, and none of whitespace < > ( ) ; , [ ] " \ anywhere.
-func ValidateSMTP(addr string) error {
-	if addr == "" {
-		return errors.New("empty address")
-	}
-	if len(addr) > 256 {
-		return fmt.Errorf("longer than 256 characters (%d)", len(addr))
-	}
-	for i, r := range addr {
-		if r == utf8.RuneError {
-			return fmt.Errorf("not valid UTF-8 at byte %d", i)
-		}
-		if r > 0x7e {
-			return fmt.Errorf("non-ASCII character %q", r)
-		}
-		if r <= ' ' || strings.ContainsRune(`<>();,[]"\`, r) {
-			return fmt.Errorf("invalid character %q", r)
-		}
-	}
-	at := strings.Count(addr, "@")
-	if at != 1 {
-		return fmt.Errorf("%d @ signs (expected one)", at)
-	}
-	local, domain, _ := strings.Cut(addr, "@")
-	switch {
-	case local == "":
-		return errors.New("empty local part")
-	case len(local) > 64:
-		return fmt.Errorf("local part longer than 64 characters (%d)", len(local))
-	case strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, ".."):
-		return errors.New("local part starts or ends with a dot, or has two dots in a row")
-	}
-	return validateDomain(domain)
-}
-
-func validateDomain(d string) error {
-	if d == "" {
-		return errors.New("empty domain")
-	}
-	labels := strings.Split(d, ".")
-	if len(labels) < 2 {
-		return fmt.Errorf("domain %q has no top-level part", d)
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
-			return fmt.Errorf("domain %q has an empty or over-long label", d)
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return fmt.Errorf("domain %q has a label starting or ending with '-'", d)
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return fmt.Errorf("domain %q has invalid character %q", d, r)
-			}
-		}
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/executor"
@@ -37,16 +38,6 @@ func eachMailUser(params ...jobs.Param) func(t *jobs.Tenant) []jobs.Change {
 		}
 		return out
 	}
-}
-
-// syncOwnedCustomAttributes answers like exo.SyncOwned for the parameters this test writes: Exchange refuses
-// CustomAttribute1 on a dir-synced mail user ("The operation on mailbox ... failed because it's out of the
-// current user's write scope ... synchronized from on-premises").
-func syncOwnedCustomAttributes(cmdlet, param string) (string, bool) {
-	if strings.EqualFold(cmdlet, "Set-MailUser") && strings.HasPrefix(strings.ToLower(param), "customattribute") {
-		return "extensionAttribute1-15 are synchronized by Entra Connect", true
-	}
-	return "", false
 }
 
 // TestExecutorRefusesWhatTheJobDidNotDeclare: every planned change is checked against the job's declaration
@@ -92,8 +83,8 @@ func TestExecutorRefusesWhatTheJobDidNotDeclare(t *testing.T) {
 		for _, mode := range []jobs.Mode{jobs.ModeRemediate, jobs.ModeDryRun} {
 			t.Run(tc.name+"/"+string(mode), func(t *testing.T) {
 				srv, client := startSim(t, nil, sim.Faults{})
-				ex := &executor.Executor{Client: client, SyncOwned: syncOwnedCustomAttributes}
-				sum, err := ex.Run(context.Background(), &rogue{desc: tc.desc, plan: tc.plan}, executor.Options{Mode: mode, Force: true})
+				ex := &executor.Executor{Client: client, SyncOwned: exo.SyncOwned}
+				sum, err := ex.Run(context.Background(), "run-1", &rogue{desc: tc.desc, plan: tc.plan}, executor.Options{Mode: mode, Force: true})
 				var ue *executor.UndeclaredChangeError
 				if !errors.As(err, &ue) {
 					t.Fatalf("run: err %v (summary %+v), want an UndeclaredChangeError", err, sum)
@@ -150,7 +141,7 @@ func TestMultiParameterChangeIsOneWriteTypedAndReadBackWhole(t *testing.T) {
 		},
 	}
 	ex := &executor.Executor{Client: client, ReadBackRetries: -1}
-	sum, err := ex.Run(context.Background(), job, executor.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), "run-1", job, executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -194,10 +185,10 @@ func TestMEURichTextDeclaresWhatItPlans(t *testing.T) {
 	_, client := startSim(t, nil, sim.Faults{})
 	j, _ := meurichtext.New("")
 	d := j.Describe()
-	if err := d.Validate(syncOwnedCustomAttributes); err != nil {
+	if err := d.Validate(exo.SyncOwned); err != nil {
 		t.Fatalf("meu-richtext's declaration: %v", err)
 	}
-	run, err := (&executor.Executor{Client: client}).Plan(context.Background(), j)
+	run, err := (&executor.Executor{Client: client}).Plan(context.Background(), "run-1", j)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,14 +112,14 @@ func TestTargetedRerunBlastRadiusMeasuresAgainstTheWholeScope(t *testing.T) {
 	ex := &executor.Executor{Client: client}
 	// 1 object of the ~120 in scope is under 5%; the same limit stops the whole-scope run before any write.
 	opts := executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5}
-	if _, err := ex.Run(context.Background(), richText(t), opts); err == nil {
+	if _, err := ex.Run(context.Background(), "run-1", richText(t), opts); err == nil {
 		t.Fatal("whole-scope run passed a 5% blast radius")
 	}
 	if n := srv.Log.Count(isSet); n != 0 {
 		t.Fatalf("refused run wrote %d times", n)
 	}
 	opts.Objects = []string{target}
-	sum, err := ex.Run(context.Background(), richText(t), opts)
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), opts)
 	if err != nil {
 		t.Fatalf("targeted run of one object refused: %v", err)
 	}
@@ -145,7 +145,7 @@ func TestRemediateLeavesExceptedObjectsAlone(t *testing.T) {
 		{Object: byAddr.PrimarySmtpAddress, Jobs: []string{meurichtext.Name}, Owner: "hr@contoso.com", Reason: "legal hold"},
 		{Object: expired.ID, Owner: "old@contoso.com", Reason: "done", Expires: time.Now().Add(-24 * time.Hour)},
 	}}
-	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,9 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"strings"
 	"time"
 
@@ -252,16 +249,14 @@ func (e *Executor) now() time.Time {
 	return e.Now()
 }
 
-// NewRunID returns a time-sortable run id, e.g. 20261127T041500Z-3f9a2c.
-func NewRunID(now time.Time) string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
-}
-
-// Plan reads what the job needs and asks it for its plan. Nothing is written.
-func (e *Executor) Plan(ctx context.Context, job jobs.Job) (*Run, error) {
-	run := &Run{ID: NewRunID(e.now()), Job: job.Name(), Started: e.now()}
+// Plan reads what the job needs and asks it for its plan. Nothing is written. runID is the caller's id of
+// the run (the daemon's store record, the CLI's): the executor never mints or rewrites one, so the journal,
+// the logs and the store all speak of the same run.
+func (e *Executor) Plan(ctx context.Context, runID string, job jobs.Job) (*Run, error) {
+	if strings.TrimSpace(runID) == "" {
+		return nil, fmt.Errorf("%s: no run id: the caller names the run (store.NewRunID)", job.Name())
+	}
+	run := &Run{ID: runID, Job: job.Name(), Started: e.now()}
 	d := job.Describe()
 	if e.Progress != nil {
 		e.Progress.Phase("reading tenant", -1)
@@ -340,14 +335,15 @@ func (e *Executor) Apply(ctx context.Context, run *Run, opts Options) (*Summary,
 	err := e.applyChanges(ctx, s)
 	e.readBack(ctx, s, run.Declared.Reads)
 	s.count()
-	e.log().Info("run finished", zap.String("run", s.RunID), zap.String("job", s.Job),
+	// "run finished" is the run owner's line (internal/daemon logs it once, with the run's final status).
+	e.log().Info("changes applied", zap.String("run", s.RunID), zap.String("job", s.Job),
 		zap.Int("applied", s.Applied), zap.Int("failed", s.Failed), zap.Int("verified", s.Verified), zap.Int("skipped", s.Skipped))
 	return s, err
 }
 
-// Run plans and applies in one step.
-func (e *Executor) Run(ctx context.Context, job jobs.Job, opts Options) (*Summary, error) {
-	run, err := e.Plan(ctx, job)
+// Run plans and applies in one step, as run runID.
+func (e *Executor) Run(ctx context.Context, runID string, job jobs.Job, opts Options) (*Summary, error) {
+	run, err := e.Plan(ctx, runID, job)
 	if err != nil {
 		return nil, err
 	}
@@ -805,17 +801,6 @@ func (s *Summary) count() {
 			s.Failed++
 		case StatusSkipped:
 			s.Skipped++
-		}
-	}
-}
-
-// Sequence is a convenience for callers that range over changes by status.
-func (s *Summary) Sequence(st Status) iter.Seq[ChangeResult] {
-	return func(yield func(ChangeResult) bool) {
-		for _, cr := range s.Changes {
-			if cr.Status == st && !yield(cr) {
-				return
-			}
 		}
 	}
 }

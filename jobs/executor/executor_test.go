@@ -55,7 +55,7 @@ func TestRemediateFixesEveryInScopeMEUAndSecondRunPlansNothing(t *testing.T) {
 		t.Fatal("default scenario has no MEU to fix; the test would prove nothing")
 	}
 	ex := &executor.Executor{Client: client}
-	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -75,7 +75,7 @@ func TestRemediateFixesEveryInScopeMEUAndSecondRunPlansNothing(t *testing.T) {
 		t.Errorf("exit code %d, want 0", got)
 	}
 
-	again, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	again, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -91,7 +91,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 	for _, o := range srv.Tenant().InScopeMEUs() {
 		before[o.ID] = o.UseMapiRichTextFormat
 	}
-	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeDryRun})
+	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeDryRun})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestDryRunPrintsPlanAndWritesNothing(t *testing.T) {
 
 func TestOnlyDirSyncedMailUsersAreWritten(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{})
-	if _, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate}); err != nil {
+	if _, err := (&executor.Executor{Client: client}).Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate}); err != nil {
 		t.Fatal(err)
 	}
 	inScope := map[string]bool{}
@@ -155,7 +155,7 @@ func TestOnlyDirSyncedMailUsersAreWritten(t *testing.T) {
 func TestObjectDeletedBetweenPlanAndApplyFailsAlone(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{})
 	ex := &executor.Executor{Client: client}
-	run, err := ex.Plan(context.Background(), richText(t))
+	run, err := ex.Plan(context.Background(), "run-1", richText(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestBlastRadiusStopsBeforeFirstWrite(t *testing.T) {
 		}
 	}
 	ex := &executor.Executor{Client: client}
-	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, JobConfigPath: "jobs.meu-richtext"})
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, JobConfigPath: "jobs.meu-richtext"})
 	var be *executor.BlastRadiusError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want a BlastRadiusError", err)
@@ -221,7 +221,7 @@ func TestBlastRadiusStopsBeforeFirstWrite(t *testing.T) {
 	}
 
 	// --force lifts it.
-	sum, err = ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, Force: true})
+	sum, err = ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChanges: 10, Force: true})
 	if err != nil || sum.Verified != 100 {
 		t.Fatalf("forced run: err=%v verified=%d, want nil and 100", err, sum.Verified)
 	}
@@ -231,7 +231,7 @@ func TestBlastRadiusPercent(t *testing.T) {
 	sc := sim.DefaultScenario()
 	sc.DirSyncedMEUs = 50
 	srv, client := startSim(t, &sc, sim.Faults{})
-	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5})
+	sum, err := (&executor.Executor{Client: client}).Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 5})
 	var be *executor.BlastRadiusError
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "max_change_percent = 5") {
 		t.Fatalf("err = %v, want a percent blast-radius error", err)
@@ -245,7 +245,7 @@ func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
 	// After a run, someone sets one MEU back to Always: the next run plans exactly that object again.
 	srv, client := startSim(t, nil, sim.Faults{})
 	ex := &executor.Executor{Client: client}
-	first, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	first, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil || first.Verified == 0 {
 		t.Fatalf("first run: err=%v verified=%d", err, first.Verified)
 	}
@@ -253,7 +253,7 @@ func TestRerunPlansObjectChangedByAnotherWriter(t *testing.T) {
 	if err := srv.Tenant().SetUseMapiRichTextFormat(id, "Always"); err != nil {
 		t.Fatal(err)
 	}
-	again, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeDryRun})
+	again, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeDryRun})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestThrottledRunStaysWithinBudget_Slow(t *testing.T) {
 				_ = srv.Tenant().SetUseMapiRichTextFormat(o.ID, "UseDefaultSettings")
 			}
 			start := time.Now()
-			sum, err := (&executor.Executor{Client: client}).Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+			sum, err := (&executor.Executor{Client: client}).Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 			wall := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
@@ -338,7 +338,7 @@ func TestReadBackWaitsOutReplicationLag(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{StaleReads: 2 * time.Second})
 	want := wantChanges(srv, "Never")
 	ex := &executor.Executor{Client: client, ReadBackDelay: 500 * time.Millisecond}
-	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestReadBackThatNeverAgreesIsAFailure(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{StaleReads: time.Minute})
 	want := wantChanges(srv, "Never")
 	ex := &executor.Executor{Client: client, ReadBackRetries: 1, ReadBackDelay: 50 * time.Millisecond}
-	sum, err := ex.Run(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate})
+	sum, err := ex.Run(context.Background(), "run-1", richText(t), executor.Options{Mode: jobs.ModeRemediate})
 	if err != nil {
 		t.Fatal(err)
 	}

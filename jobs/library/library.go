@@ -3,6 +3,7 @@
 package library
 
 import (
+	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/audit"
 	"github.com/exo-worker/worker/jobs/meurichtext"
@@ -24,9 +25,9 @@ func New() (*jobs.Library, error) {
 	return jobs.NewLibrary(SyncOwned, Definitions()...)
 }
 
-// SyncOwned is the table of Exchange parameters directory sync owns, which registration checks every
-// declared write against (exo.SyncOwned once it lands; nil checks everything else).
-var SyncOwned jobs.SyncOwnedFunc
+// SyncOwned is the table of Exchange parameters directory sync owns (sourced in exo), which registration
+// checks every declared write against.
+var SyncOwned jobs.SyncOwnedFunc = exo.SyncOwned
 
 // Defaults is every job built from its defaults, as a configuration that names no job would have it: for
 // tools that read the jobs' declarations (setup's and doctor's tests) rather than run them.
