@@ -339,7 +339,7 @@ func BenchmarkMailboxLicenseRemediate(b *testing.B) {
 		g, _ := srv.Tenant().LicensingGroup()
 		job, _ := mailboxlicense.New(g.ID)
 		ex := &executor.Executor{Client: xc, Graph: gc, Directory: gc, ReadBackDelay: 10 * time.Millisecond}
-		run, err := ex.Plan(context.Background(), job)
+		run, err := ex.Plan(context.Background(), "run-1", job)
 		if err != nil {
 			b.Fatal(err)
 		}

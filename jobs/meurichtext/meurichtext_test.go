@@ -28,7 +28,7 @@ func TestPreferMessageFormatMakesTheFixEffective(t *testing.T) {
 	}
 	off.PreferMessageFormat = false
 	ex := &executor.Executor{Client: client}
-	dry, err := ex.Run(context.Background(), off, executor.Options{Mode: jobs.ModeDryRun})
+	dry, err := ex.Run(context.Background(), "run-1", off, executor.Options{Mode: jobs.ModeDryRun})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestPreferMessageFormatMakesTheFixEffective(t *testing.T) {
 	if !on.PreferMessageFormat {
 		t.Fatal("prefer_message_format must default to true")
 	}
-	sum, err := ex.Run(context.Background(), on, executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 100, MaxChanges: 100000})
+	sum, err := ex.Run(context.Background(), "run-1", on, executor.Options{Mode: jobs.ModeRemediate, MaxChangePercent: 100, MaxChanges: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
