@@ -28,13 +28,12 @@ func remediatedEnv(t *testing.T, meus int, ttl time.Duration) (*env, *daemon.Dae
 	sc := sim.DefaultScenario()
 	sc.DirSyncedMEUs = meus
 	e := newEnv(t, &sc, sim.Faults{})
-	need := len(needing(e.srv, "Never"))
 	d := e.daemon(t, daemon.Options{LeaseTTL: ttl})
-	rec, _, err := d.RunNow(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, Force: true}, "", "")
+	rec, sum, err := d.RunNow(context.Background(), richText(t), executor.Options{Mode: jobs.ModeRemediate, Force: true}, "", "")
 	if err != nil || rec.Status != store.RunSucceeded {
 		t.Fatalf("remediate run: %s %v", rec.Status, err)
 	}
-	return e, d, rec.ID, need
+	return e, d, rec.ID, sum.Verified // every change the run made, whichever parameters
 }
 
 // TestRevertHoldsItsLeaseWhileReading: a revert on a throttled tenant reads for many lease lifetimes before
