@@ -103,7 +103,8 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 		cfg.Tenant.DNSServer = f.dnsServer
 	}
 	// A report is a run like any other: recorded in the store (`worker history` lists it) with its findings
-	// kept in the findings history under the audit that reported each.
+	// kept in the findings history under the audit that reported each; the store also keeps the directory
+	// between runs, so a report after the first reads only what changed.
 	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return withCode(executor.ExitUsage, fmt.Errorf("%s: %w", storeField(cfg), err))
@@ -113,6 +114,7 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return err
 	}
+	conn.state = st
 	client, err := conn.exo()
 	if err != nil {
 		return err

@@ -108,6 +108,7 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return err
 	}
+	conn.state = st // the directory and its delta links live in the store between runs
 	client, err := conn.exo()
 	if err != nil {
 		return err

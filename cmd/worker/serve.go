@@ -108,6 +108,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	conn.state = st // the directory and its delta links live in the store between runs
 	client, err := conn.exo()
 	if err != nil {
 		return err

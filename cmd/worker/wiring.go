@@ -86,6 +86,9 @@ type tenantConn struct {
 	cred azcore.TokenCredential
 	log  *zap.Logger
 	gc   *graph.Client // built on first use
+	// state, when set before the Graph client is built, keeps the directory and its delta links (the
+	// worker's store), so every process after the first reads only what changed; nil lists it each time.
+	state graph.StateStore
 }
 
 // connect builds the tenant connection from the configuration; m may be nil (no metrics).
@@ -135,7 +138,7 @@ func (t *tenantConn) graph() (*graph.Client, error) {
 		return t.gc, nil
 	}
 	gc, err := graph.New(graph.Options{BaseURL: t.ep.GraphURL, Scopes: []string{t.ep.GraphScope}, Credential: t.cred,
-		HTTPClient: t.hc, Logger: t.log.Named("graph")})
+		HTTPClient: t.hc, Logger: t.log.Named("graph"), State: t.state})
 	if err != nil {
 		return nil, withCode(executor.ExitUsage, err)
 	}

@@ -65,8 +65,10 @@ type Options struct {
 	MaxRetryWait time.Duration
 	// ValidHosts are further hosts the token may be sent to (the BaseURL host always may).
 	ValidHosts []string
-	// DeltaStore, if set, receives each resource's deltaLink after every completed round (see DeltaStore).
-	DeltaStore DeltaStore
+	// State, if set, keeps the directory and the delta links between Snapshots and across processes, so that
+	// each Snapshot after the first is a delta round (see StateStore and the request plan in delta.go). Without
+	// it every Snapshot lists the directory through pages of PageSize and keeps nothing.
+	State StateStore
 }
 
 // Client reads the directory from Graph. It is safe for concurrent use; Snapshot calls run one at a time.
@@ -75,7 +77,7 @@ type Client struct {
 	adapter  *msgraphsdk.GraphRequestAdapter
 	log      *zap.Logger
 	pageSize int32
-	store    DeltaStore
+	state    StateStore
 	rt       *retryTransport
 	pages    atomic.Int64
 
@@ -151,7 +153,7 @@ func New(opts Options) (*Client, error) {
 	}
 	return &Client{
 		sdk: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, log: log,
-		pageSize: int32(ps), store: opts.DeltaStore, rt: rt,
+		pageSize: int32(ps), state: opts.State, rt: rt,
 		users: newDeltaState[userItem]("users"), groups: newDeltaState[groupItem]("groups"),
 		contacts: newDeltaState[contactItem]("contacts"),
 	}, nil

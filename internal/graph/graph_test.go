@@ -22,7 +22,7 @@ import (
 
 var (
 	_ jobs.DirectoryReader = (*graph.Client)(nil)
-	_ graph.DeltaStore     = (*store.SQLite)(nil)
+	_ graph.StateStore     = (*store.SQLite)(nil)
 )
 
 type fixture struct {
@@ -294,9 +294,33 @@ func snapshot(t *testing.T, c *graph.Client) (*directory.Snapshot, graph.SyncSta
 	return s, st
 }
 
-func TestDeltaInitialIncrementalAndRemoved(t *testing.T) {
+// kept is a client that keeps its state in memory, reading pages of 40 (several per resource).
+func kept() graph.Options { return graph.Options{State: graph.NewMemoryState(), PageSize: 40} }
+
+func TestWithoutStateEverySnapshotListsPagesOf999(t *testing.T) {
 	f := newFixture(t, graph.Options{})
-	f.srv.SetGraphPageSize(40) // several pages per initial round
+	for range 2 {
+		f.srv.Log.Reset()
+		s, st := snapshot(t, f.c)
+		if st.FullRounds != 3 || st.IncrementalRounds != 0 || len(s.Users) != kindCount(f.srv, sim.KindUser) {
+			t.Fatalf("stats %+v, %d users", st, len(s.Users))
+		}
+		for _, e := range graphEntries(f.srv) {
+			if strings.Contains(e.Path, "/delta") {
+				t.Fatalf("a client without state sent a delta request: %s?%s", e.Path, e.Query)
+			}
+			if (e.Path == "/v1.0/users" || e.Path == "/v1.0/groups" || e.Path == "/v1.0/contacts") && !strings.Contains(e.Query, "top=999") {
+				t.Fatalf("list without $top=999: %s?%s", e.Path, e.Query)
+			}
+		}
+		if st.Requests != 4 { // users, groups, contacts (one page each at this size) and the $batch
+			t.Fatalf("%d requests, want 4", st.Requests)
+		}
+	}
+}
+
+func TestDeltaInitialIncrementalAndRemoved(t *testing.T) {
+	f := newFixture(t, kept())
 	s1, st := snapshot(t, f.c)
 	if st.FullRounds != 3 || st.IncrementalRounds != 0 {
 		t.Fatalf("first snapshot: %+v", st)
@@ -308,7 +332,13 @@ func TestDeltaInitialIncrementalAndRemoved(t *testing.T) {
 	}
 	wantSelectedUsers(t, f.srv, s1.Users)
 	if st.Pages < int64((len(s1.Users)+39)/40) {
-		t.Fatalf("initial user round in %d pages overall", st.Pages)
+		t.Fatalf("first user read in %d pages overall", st.Pages)
+	}
+	// The first read is "sync from now" plus list pages: no initial delta round.
+	if n := f.srv.Log.Count(func(e sim.Entry) bool {
+		return strings.Contains(e.Path, "/delta") && !strings.Contains(e.Query, "latest")
+	}); n != 0 {
+		t.Fatalf("%d delta requests other than $deltatoken=latest in the first read", n)
 	}
 
 	tn := f.srv.Tenant()
@@ -347,15 +377,17 @@ func TestDeltaInitialIncrementalAndRemoved(t *testing.T) {
 	if !slices.ContainsFunc(s2.Contacts, func(c directory.Contact) bool { return c.ID == contact.ID && c.Mail == contact.Mail }) {
 		t.Fatal("added contact missing")
 	}
+	if !slices.IsSortedFunc(s2.Users, func(a, b directory.User) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Fatal("users not ordered by id after the merge")
+	}
 	// The first snapshot is the caller's: later syncs do not change it.
 	if u := byID(s1.Users, meus[0].ID); u == nil || u.DisplayName == "Changed Name" {
 		t.Fatal("a later sync changed an earlier snapshot")
 	}
 }
 
-func TestUnchangedRerunSendsOnlyDeltaRoundTrips(t *testing.T) {
-	f := newFixture(t, graph.Options{})
-	f.srv.SetGraphPageSize(40)
+func TestUnchangedRerunIsOneBatch(t *testing.T) {
+	f := newFixture(t, kept())
 	snapshot(t, f.c)
 	// An EXO-only change is no Graph change.
 	if err := f.srv.Tenant().SetUseMapiRichTextFormat(f.srv.Tenant().InScopeMEUs()[0].ID, sim.RichTextNever); err != nil {
@@ -365,24 +397,23 @@ func TestUnchangedRerunSendsOnlyDeltaRoundTrips(t *testing.T) {
 	_, st := snapshot(t, f.c)
 	es := graphEntries(f.srv)
 	wantBearer(t, es)
-	var delta, batch, items, other []string
+	var delta, batch, other []string
 	for _, e := range es {
 		line := e.Method + " " + e.Path + "?" + e.Query
 		switch {
-		case e.InBatch:
-			items = append(items, line)
+		case e.InBatch && strings.HasSuffix(e.Path, "/delta()") && strings.Contains(e.Query, "deltatoken="):
+			delta = append(delta, line)
 		case e.Batch:
 			batch = append(batch, line)
-		case strings.HasSuffix(e.Path, "/delta()") && strings.Contains(e.Query, "deltatoken="):
-			delta = append(delta, line)
+		case e.InBatch && (e.Path == "/v1.0/domains" || e.Path == "/v1.0/subscribedSkus"):
 		default:
 			other = append(other, line)
 		}
 	}
-	if len(delta) != 3 || len(batch) != 1 || len(items) != 2 || len(other) != 0 {
-		t.Fatalf("rerun sent %d delta, %d $batch (%d items) and other requests %v; want 3, 1 (2), none", len(delta), len(batch), len(items), other)
+	if len(delta) != 3 || len(batch) != 1 || len(other) != 0 {
+		t.Fatalf("rerun sent %d delta items, %d $batch and other requests %v; want 3 delta items in 1 $batch, nothing else", len(delta), len(batch), other)
 	}
-	if st.Requests != 4 || st.IncrementalRounds != 3 || st.Changed != 0 || st.Removed != 0 {
+	if st.Requests != 1 || st.IncrementalRounds != 3 || st.Changed != 0 || st.Removed != 0 {
 		t.Fatalf("rerun stats %+v", st)
 	}
 	// Token requests do not count: the credential caches its token.
@@ -394,8 +425,7 @@ func TestUnchangedRerunSendsOnlyDeltaRoundTrips(t *testing.T) {
 func TestExpiredDeltaTokenLeadsToOneFullResync(t *testing.T) {
 	for _, shape := range sim.DeltaExpiries() {
 		t.Run(string(shape), func(t *testing.T) {
-			f := newFixture(t, graph.Options{})
-			f.srv.SetGraphPageSize(60)
+			f := newFixture(t, kept())
 			s1, _ := snapshot(t, f.c)
 			tn := f.srv.Tenant()
 			tn.Delete(tn.InScopeMEUs()[0].ID) // a change the resync must show too
@@ -403,7 +433,7 @@ func TestExpiredDeltaTokenLeadsToOneFullResync(t *testing.T) {
 			f.srv.Log.Reset()
 			s2, st := snapshot(t, f.c)
 			if st.Resyncs != 3 || st.FullRounds != 3 || st.IncrementalRounds != 0 {
-				t.Fatalf("stats %+v, want 3 resyncs (one full round per resource)", st)
+				t.Fatalf("stats %+v, want 3 resyncs (one full read per resource)", st)
 			}
 			if len(s2.Users) != len(s1.Users)-1 || len(s2.Groups) != len(s1.Groups) || len(s2.Contacts) != len(s1.Contacts) {
 				t.Fatalf("after resync: %d users (before %d), %d groups, %d contacts", len(s2.Users), len(s1.Users), len(s2.Groups), len(s2.Contacts))
@@ -411,19 +441,23 @@ func TestExpiredDeltaTokenLeadsToOneFullResync(t *testing.T) {
 			for _, res := range []string{"users", "groups", "contacts"} {
 				var seq []string
 				for _, e := range graphEntries(f.srv) {
-					if e.Path == "/v1.0/"+res+"/delta()" {
-						kind := "initial"
-						switch {
-						case strings.Contains(e.Query, "deltatoken="):
-							kind = "token"
-						case strings.Contains(e.Query, "skiptoken="):
-							kind = "page"
-						}
-						seq = append(seq, fmt.Sprintf("%s:%d", kind, e.Status))
+					kind := ""
+					switch {
+					case e.Path == "/v1.0/"+res+"/delta()" && strings.Contains(e.Query, "latest"):
+						kind = "latest"
+					case e.Path == "/v1.0/"+res+"/delta()" && strings.Contains(e.Query, "deltatoken="):
+						kind = "token"
+					case e.Path == "/v1.0/"+res+"/delta()":
+						kind = "initial"
+					case e.Path == "/v1.0/"+res && !strings.Contains(e.Query, "skiptoken"):
+						kind = "list"
+					default:
+						continue
 					}
+					seq = append(seq, fmt.Sprintf("%s:%d", kind, e.Status/100))
 				}
-				if len(seq) < 2 || !strings.HasPrefix(seq[0], "token:4") || seq[1] != "initial:200" || slices.Contains(seq[2:], "initial:200") {
-					t.Fatalf("%s requests %v: want the expired token once, then one initial round", res, seq)
+				if !slices.Equal(seq, []string{"token:4", "latest:2", "list:2"}) {
+					t.Fatalf("%s requests %v: want the refused token once, then one full read (latest link, list)", res, seq)
 				}
 			}
 			// The new links work: the next sync is incremental again.
@@ -434,29 +468,71 @@ func TestExpiredDeltaTokenLeadsToOneFullResync(t *testing.T) {
 	}
 }
 
-func TestDeltaStoreKeepsLinksAndForcesResync(t *testing.T) {
+// TestStateSurvivesANewProcess is issue 10's "incremental across restarts": a second client on the same
+// store (a new process) resumes with delta rounds; a deleted, corrupt or foreign link and an unreadable
+// saved state each cost one full read of that resource, not an error.
+func TestStateSurvivesANewProcess(t *testing.T) {
 	db, err := store.Open(ctx(t), filepath.Join(t.TempDir(), "worker.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	f := newFixture(t, graph.Options{DeltaStore: db})
-	snapshot(t, f.c)
+	f := newFixture(t, graph.Options{State: db})
+	s1, _ := snapshot(t, f.c)
 	for _, res := range []string{"users", "groups", "contacts"} {
 		link, err := db.GetDeltaLink(ctx(t), res)
 		if err != nil || !strings.Contains(link, "/v1.0/"+res+"/delta()?$deltatoken=") {
 			t.Fatalf("stored link for %s: %q, %v", res, link, err)
 		}
 	}
-	if err := db.DeleteDeltaLink(ctx(t), "users"); err != nil {
-		t.Fatal(err)
+	restart := func() *graph.Client {
+		t.Helper()
+		cred, _ := f.srv.Credential()
+		c, err := graph.New(graph.Options{BaseURL: f.srv.URL, Credential: cred, HTTPClient: f.srv.HTTPClient(), State: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	_, st := snapshot(t, f.c)
-	if st.FullRounds != 1 || st.IncrementalRounds != 2 || st.Resyncs != 0 {
-		t.Fatalf("after deleting the users link: %+v, want users read from scratch only", st)
+	tn := f.srv.Tenant()
+	meu := tn.InScopeMEUs()[0]
+	tn.Update(meu.ID, func(o *sim.Object) { o.DisplayName = "Renamed Between Runs" })
+	s2, st := snapshot(t, restart())
+	if st.IncrementalRounds != 3 || st.FullRounds != 0 || st.Changed != 1 || st.Requests != 1 {
+		t.Fatalf("new process: %+v, want 3 incremental rounds in 1 request, 1 change", st)
 	}
-	if link, _ := db.GetDeltaLink(ctx(t), "users"); link == "" {
-		t.Fatal("the full round did not store a new users link")
+	if len(s2.Users) != len(s1.Users) || !slices.ContainsFunc(s2.Users, func(u directory.User) bool { return u.ID == meu.ID && u.DisplayName == "Renamed Between Runs" }) {
+		t.Fatal("the resumed snapshot misses the change or lost users")
+	}
+	if _, st := snapshot(t, restart()); st.Requests != 1 || st.Changed != 0 || st.IncrementalRounds != 3 {
+		t.Fatalf("unchanged, new process: %+v", st)
+	}
+
+	cases := []struct {
+		name   string
+		break_ func()
+	}{
+		{"deleted link", func() { _ = db.DeleteDeltaLink(ctx(t), "users") }},
+		{"corrupt link", func() {
+			l, _ := db.GetDeltaLink(ctx(t), "users")
+			_ = db.SetDeltaLink(ctx(t), "users", l[:strings.Index(l, "$deltatoken=")]+"$deltatoken=bm90LWEtdG9rZW4")
+		}},
+		{"corrupt saved state", func() { _ = db.PutSnapshot(ctx(t), "graph/users", []byte("not gob")) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.break_()
+			s, st := snapshot(t, restart())
+			if st.FullRounds != 1 || st.IncrementalRounds != 2 {
+				t.Fatalf("%+v, want users read from scratch only", st)
+			}
+			if len(s.Users) != len(s1.Users) {
+				t.Fatalf("%d users, want %d", len(s.Users), len(s1.Users))
+			}
+			if _, st := snapshot(t, restart()); st.IncrementalRounds != 3 || st.Requests != 1 {
+				t.Fatalf("after the full read: %+v, want incremental again", st)
+			}
+		})
 	}
 }
 

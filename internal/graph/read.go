@@ -154,53 +154,97 @@ func (c *Client) SubscribedSKUs(ctx context.Context) ([]directory.SubscribedSKU,
 	return s, err
 }
 
-// domainsAndSKUs reads domains and subscribedSkus in one $batch (one round trip for two small reads, done on
-// every Snapshot). A failed item that may be retried (429, 503, 504) is sent again alone after its
-// Retry-After, within the client's retry bounds; its nextLink, if any, is followed directly.
+// domainsAndSKUs reads domains and subscribedSkus in one $batch (one round trip for two small reads).
 func (c *Client) domainsAndSKUs(ctx context.Context, wantDomains, wantSKUs bool) ([]directory.Domain, []directory.SubscribedSKU, error) {
-	type step struct {
-		resource string
-		info     *abstractions.RequestInformation
+	var doms []directory.Domain
+	var skus []directory.SubscribedSKU
+	steps, err := c.domainSteps(ctx, wantDomains, wantSKUs, &doms, &skus)
+	if err != nil {
+		return nil, nil, err
 	}
-	var pending []step
+	if err := c.batchGet(ctx, steps); err != nil {
+		return nil, nil, err
+	}
+	return doms, skus, nil
+}
+
+// domainSteps are the $batch steps that read domains and subscribed SKUs (following their nextLinks, if
+// any, outside the batch) into doms and skus.
+func (c *Client) domainSteps(ctx context.Context, wantDomains, wantSKUs bool, doms *[]directory.Domain, skus *[]directory.SubscribedSKU) ([]batchStep, error) {
+	var steps []batchStep
 	if wantDomains {
 		ri, err := c.sdk.Domains().ToGetRequestInformation(ctx, &domains.DomainsRequestBuilderGetRequestConfiguration{
 			QueryParameters: &domains.DomainsRequestBuilderGetQueryParameters{Select: domainSelect}})
 		if err != nil {
-			return nil, nil, wrapf("domains", "build request: %w", err)
+			return nil, wrapf("domains", "build request: %w", err)
 		}
-		pending = append(pending, step{"domains", ri})
+		steps = append(steps, batchStep{resource: "domains", info: ri, ok: func(ctx context.Context, resp msgraphcore.BatchResponse, id string) error {
+			r, err := msgraphcore.GetBatchResponseById[models.DomainCollectionResponseable](resp, id, models.CreateDomainCollectionResponseFromDiscriminatorValue)
+			if err != nil {
+				return mapError("domains", err)
+			}
+			*doms, err = c.moreDomains(ctx, r)
+			return err
+		}})
 	}
 	if wantSKUs {
 		ri, err := c.sdk.SubscribedSkus().ToGetRequestInformation(ctx, &subscribedskus.SubscribedSkusRequestBuilderGetRequestConfiguration{
 			QueryParameters: &subscribedskus.SubscribedSkusRequestBuilderGetQueryParameters{Select: skuSelect}})
 		if err != nil {
-			return nil, nil, wrapf("subscribedSkus", "build request: %w", err)
+			return nil, wrapf("subscribedSkus", "build request: %w", err)
 		}
-		pending = append(pending, step{"subscribedSkus", ri})
+		steps = append(steps, batchStep{resource: "subscribedSkus", info: ri, ok: func(ctx context.Context, resp msgraphcore.BatchResponse, id string) error {
+			r, err := msgraphcore.GetBatchResponseById[models.SubscribedSkuCollectionResponseable](resp, id, models.CreateSubscribedSkuCollectionResponseFromDiscriminatorValue)
+			if err != nil {
+				return mapError("subscribedSkus", err)
+			}
+			*skus, err = c.moreSKUs(ctx, r)
+			return err
+		}})
 	}
-	var doms []directory.Domain
-	var skus []directory.SubscribedSKU
+	return steps, nil
+}
+
+// batchStep is one GET of a $batch: ok takes its 2xx answer; fail, if set, takes a failure that is not worth
+// a retry and reports whether it dealt with it (a stale delta link: the caller reads from scratch instead).
+type batchStep struct {
+	resource string
+	info     *abstractions.RequestInformation
+	ok       func(ctx context.Context, resp msgraphcore.BatchResponse, id string) error
+	fail     func(*Error) bool
+}
+
+// batchGet sends steps in one $batch (Graph takes up to 20). A failed item that may be retried (429, 503,
+// 504) is sent again alone after its Retry-After, within the client's retry bounds.
+func (c *Client) batchGet(ctx context.Context, pending []batchStep) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	name := "$batch (" + pending[0].resource
+	for _, st := range pending[1:] {
+		name += ", " + st.resource
+	}
+	name += ")"
 	for attempt := 0; len(pending) > 0; attempt++ {
 		batch := msgraphcore.NewBatchRequest(c.adapter)
 		ids := make([]string, len(pending))
 		for i, st := range pending {
 			item, err := batch.AddBatchRequestStep(*st.info)
 			if err != nil {
-				return nil, nil, wrapf(st.resource, "add to $batch: %w", err)
+				return wrapf(st.resource, "add to $batch: %w", err)
 			}
 			ids[i] = deref(item.GetId())
 		}
 		resp, err := batch.Send(ctx, c.adapter)
 		if err != nil {
-			return nil, nil, mapError("$batch (domains, subscribedSkus)", err)
+			return mapError(name, err)
 		}
-		var again []step
+		var again []batchStep
 		var wait time.Duration
 		for i, st := range pending {
 			item := resp.GetResponseById(ids[i])
 			if item == nil || item.GetStatus() == nil {
-				return nil, nil, wrapf(st.resource, "the $batch answer has no response for item %s", ids[i])
+				return wrapf(st.resource, "the $batch answer has no response for item %s", ids[i])
 			}
 			if status := int(*item.GetStatus()); status >= 400 {
 				ge := batchItemError(st.resource, status, item.GetHeaders(), item.GetBody())
@@ -209,41 +253,29 @@ func (c *Client) domainsAndSKUs(ctx context.Context, wantDomains, wantSKUs bool)
 				}
 				w, ok := c.rt.policy.Wait(attempt+1, ge.RetryAfter)
 				if !retryable(status) || attempt >= c.rt.maxRetries || !ok {
-					return nil, nil, ge
+					if st.fail != nil && st.fail(ge) {
+						continue
+					}
+					return ge
 				}
 				c.rt.retries.Add(1)
 				again, wait = append(again, st), max(wait, w)
 				continue
 			}
 			c.pages.Add(1)
-			switch st.resource {
-			case "domains":
-				r, err := msgraphcore.GetBatchResponseById[models.DomainCollectionResponseable](resp, ids[i], models.CreateDomainCollectionResponseFromDiscriminatorValue)
-				if err != nil {
-					return nil, nil, mapError("domains", err)
-				}
-				if doms, err = c.moreDomains(ctx, r); err != nil {
-					return nil, nil, err
-				}
-			case "subscribedSkus":
-				r, err := msgraphcore.GetBatchResponseById[models.SubscribedSkuCollectionResponseable](resp, ids[i], models.CreateSubscribedSkuCollectionResponseFromDiscriminatorValue)
-				if err != nil {
-					return nil, nil, mapError("subscribedSkus", err)
-				}
-				if skus, err = c.moreSKUs(ctx, r); err != nil {
-					return nil, nil, err
-				}
+			if err := st.ok(ctx, resp, ids[i]); err != nil {
+				return err
 			}
 		}
 		pending = again
 		if len(pending) > 0 {
 			c.log.Debug("graph: retrying $batch items", zap.Int("items", len(pending)), zap.Duration("wait", wait))
 			if err := sleep(ctx, wait); err != nil {
-				return nil, nil, ctxErr(ctx, "$batch (domains, subscribedSkus)")
+				return ctxErr(ctx, name)
 			}
 		}
 	}
-	return doms, skus, nil
+	return nil
 }
 
 // moreDomains converts a first page of domains and follows its nextLinks.

@@ -182,6 +182,17 @@ INSERT INTO schedule_ticks2 SELECT 'default', job, tick, holder, claimed_at FROM
 DROP TABLE schedule_ticks;
 ALTER TABLE schedule_ticks2 RENAME TO schedule_ticks;
 `},
+	// Version 3: compact snapshots of what the jobs read (the Graph directory per resource, Exchange query
+	// results), one blob per tenant and name, so a new process resumes incrementally.
+	{name: "snapshots", sql: `
+CREATE TABLE snapshots (
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	data       BLOB NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, name)
+) STRICT;
+`},
 }
 
 // migrate brings the database to len(steps). Each step runs in its own write

@@ -105,6 +105,15 @@ CREATE TABLE schedule_ticks (
 	PRIMARY KEY (tenant, job, tick)
 );
 `},
+	{name: "snapshots", sql: `
+CREATE TABLE snapshots (
+	tenant     text NOT NULL,
+	name       text NOT NULL,
+	data       bytea NOT NULL,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (tenant, name)
+);
+`},
 }
 
 // Migration is what MigratePostgres did.

@@ -58,6 +58,13 @@ type Store interface {
 	SetDeltaLink(ctx context.Context, resource, link string) error
 	DeleteDeltaLink(ctx context.Context, resource string) error
 
+	// Snapshots: compact copies of what the jobs read (the Graph directory per resource, Exchange query
+	// results), saved as opaque blobs so the next process resumes incrementally instead of reading the tenant
+	// again. The writer owns the encoding; a blob it cannot decode is read from scratch.
+	GetSnapshot(ctx context.Context, name string) ([]byte, error)
+	PutSnapshot(ctx context.Context, name string, data []byte) error
+	DeleteSnapshot(ctx context.Context, name string) error
+
 	// Coordination between processes sharing one database.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
