@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -108,6 +109,13 @@ type AcceptedDomain struct {
 // dropped, and dates are accepted in the forms Exchange uses: 7 fractional digits with an offset or Z,
 // without a zone (taken as UTC), the old /Date(ms)/ form, and empty or null (zero time).
 func Decode[T any](raw json.RawMessage) (T, error) {
+	// The common case decodes once: annotation keys match no field, and dates in RFC 3339 parse as they
+	// are. Only a value the direct decode refuses (a /Date(ms)/ or zone-less date) takes the slow path that
+	// rewrites the object first.
+	var direct T
+	if reflect.TypeFor[T]().Kind() == reflect.Struct && json.Unmarshal(raw, &direct) == nil {
+		return direct, nil
+	}
 	var zero T
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {

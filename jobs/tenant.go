@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/internal/directory"
 )
@@ -45,31 +47,57 @@ type Reader interface {
 	Pages(ctx context.Context, cmd exo.Command) iter.Seq2[*exo.Response, error]
 }
 
-// LoadTenant runs each query and decodes its pages into the snapshot, page by page, so memory holds the
-// selected properties of in-scope objects only. onPage, if set, is told how many objects each page added.
+// LoadTenant runs the queries at once (the exo client bounds the requests in flight) and decodes each page
+// into the snapshot as it arrives, so memory holds the selected properties of in-scope objects only. The
+// snapshot keeps the queries' order whatever order the answers come in. onPage, if set, is told how many
+// objects each page added; it may be called from several goroutines at once.
 func LoadTenant(ctx context.Context, r Reader, queries []Query, onPage func(n int)) (*Tenant, error) {
+	parts := make([]*Tenant, len(queries))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, q := range queries {
+		parts[i] = &Tenant{}
+		g.Go(func() error {
+			params := map[string]any{"ResultSize": "Unlimited"}
+			if q.Filter != "" {
+				params["Filter"] = q.Filter
+			}
+			cmd := exo.Command{Name: q.Cmdlet, Params: params, Select: q.Select}
+			for resp, err := range r.Pages(gctx, cmd) {
+				if err != nil {
+					return fmt.Errorf("read %s: %w", q.Cmdlet, err)
+				}
+				n, err := parts[i].add(q.Cmdlet, resp)
+				if err != nil {
+					return err
+				}
+				if onPage != nil {
+					onPage(n)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	t := &Tenant{}
-	for _, q := range queries {
-		params := map[string]any{"ResultSize": "Unlimited"}
-		if q.Filter != "" {
-			params["Filter"] = q.Filter
-		}
-		cmd := exo.Command{Name: q.Cmdlet, Params: params, Select: q.Select}
-		for resp, err := range r.Pages(ctx, cmd) {
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", q.Cmdlet, err)
-			}
-			n, err := t.add(q.Cmdlet, resp)
-			if err != nil {
-				return nil, err
-			}
-			if onPage != nil {
-				onPage(n)
-			}
-		}
+	for _, p := range parts {
+		t.MailUsers = append(t.MailUsers, p.MailUsers...)
+		t.Mailboxes = append(t.Mailboxes, p.Mailboxes...)
+		t.MailContacts = append(t.MailContacts, p.MailContacts...)
+		t.DistributionGroups = append(t.DistributionGroups, p.DistributionGroups...)
+		t.Recipients = append(t.Recipients, p.Recipients...)
+		t.AcceptedDomains = append(t.AcceptedDomains, p.AcceptedDomains...)
+	}
+	if len(parts) == 1 {
+		t = parts[0]
 	}
 	return t, nil
 }
+
+// AddPage decodes one page of cmdlet output into the snapshot and returns how many objects it added. The
+// executor's incremental reads use it to fill a snapshot from pages they fetched themselves.
+func (t *Tenant) AddPage(cmdlet string, resp *exo.Response) (int, error) { return t.add(cmdlet, resp) }
 
 func (t *Tenant) add(cmdlet string, resp *exo.Response) (int, error) {
 	var err error

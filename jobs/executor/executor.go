@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/exo-worker/worker/exo"
+	"github.com/exo-worker/worker/internal/directory"
 	"github.com/exo-worker/worker/jobs"
 )
 
@@ -103,6 +106,11 @@ type Executor struct {
 	// controller the write has not replicated to yet.
 	ReadBackRetries int
 	ReadBackDelay   time.Duration
+	// State, when set, keeps Exchange query results between runs so that each run reads only what changed
+	// since the last (incremental.go); SafetyMargin and FullReadEvery tune it (defaults 15 minutes, daily).
+	State         SnapshotStore
+	SafetyMargin  time.Duration
+	FullReadEvery time.Duration
 	// StopGrace bounds how long writes already sent, their journal outcomes and the read-back may go on
 	// after the run's context is cancelled (default 30s). Cancelling stops the next chunk from being sent;
 	// a $batch in flight is allowed to finish so that its outcome is known rather than left to reconcile.
@@ -258,31 +266,59 @@ func (e *Executor) Plan(ctx context.Context, runID string, job jobs.Job) (*Run, 
 	}
 	run := &Run{ID: runID, Job: job.Name(), Started: e.now()}
 	d := job.Describe()
+	if d.NeedsDirectory && e.Directory == nil {
+		return nil, fmt.Errorf("%s needs the directory (Microsoft Graph) but no Graph reader is configured", job.Name())
+	}
 	if e.Progress != nil {
 		e.Progress.Phase("reading tenant", -1)
 	}
-	t, err := jobs.LoadTenant(ctx, e.Client, d.Reads, func(n int) {
-		if e.Progress != nil {
-			e.Progress.Add(n)
+	// Exchange and Graph are read at once: a run costs the longer of the two reads, not their sum.
+	var (
+		t        *jobs.Tenant
+		dir      *directory.Snapshot
+		progress sync.Mutex
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		onPage := func(n int) {
+			if e.Progress != nil {
+				progress.Lock()
+				e.Progress.Add(n)
+				progress.Unlock()
+			}
 		}
+		if e.State != nil {
+			t, _, err = e.loadTenantState(gctx, d.Reads, onPage)
+		} else {
+			t, err = jobs.LoadTenant(gctx, e.Client, d.Reads, onPage)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", job.Name(), err)
+		}
+		return nil
 	})
+	if d.NeedsDirectory {
+		g.Go(func() error {
+			var err error
+			if dir, err = e.Directory.Snapshot(gctx); err != nil {
+				return fmt.Errorf("%s: read directory: %w", job.Name(), err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
 	if e.Progress != nil {
 		e.Progress.Done()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", job.Name(), err)
+		return nil, err
 	}
+	// Group memberships are read after the recipients: they are listed for the recipients the job read.
 	if err := e.loadGroupMembers(ctx, job.Name(), d.GroupMembers, t); err != nil {
 		return nil, err
 	}
-	if d.NeedsDirectory {
-		if e.Directory == nil {
-			return nil, fmt.Errorf("%s needs the directory (Microsoft Graph) but no Graph reader is configured", job.Name())
-		}
-		if t.Directory, err = e.Directory.Snapshot(ctx); err != nil {
-			return nil, fmt.Errorf("%s: read directory: %w", job.Name(), err)
-		}
-	}
+	t.Directory = dir
 	p, err := job.Plan(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("%s: plan: %w", job.Name(), err)
