@@ -455,6 +455,19 @@ func checkBlastRadius(run *Run, changes []ChangeResult, opts Options) error {
 	return nil
 }
 
+// chunksInFlight is how many chunks the executor keeps sent at once. With two, the next chunk's batches
+// are already queued at the exo client (which bounds requests in flight) while the last batches of the
+// current one finish, so every request slot stays busy across chunk boundaries: a chunk of 100 is 10
+// batches, which 3 slots would otherwise send in 4 round trips instead of 3⅓.
+const chunksInFlight = 2
+
+// sentChunk is a chunk whose requests are on their way.
+type sentChunk struct {
+	start, end int
+	idx        []int
+	results    chan []sendResult
+}
+
 func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 	chunk := e.ChunkSize
 	if chunk <= 0 {
@@ -472,32 +485,16 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 		defer e.Progress.Done()
 	}
 	attempted, failed := 0, 0
-	for start := 0; start < len(s.Changes); start += chunk {
-		end := min(start+chunk, len(s.Changes))
-		if err := ctx.Err(); err != nil {
-			skipFrom(s, start, "the run was interrupted before this change was sent")
-			return fmt.Errorf("%s: interrupted: %w", s.Job, err)
-		}
-		// The journal first: if it cannot record the chunk, nothing of it is sent.
-		if err := e.journalChunk(ctx, s, start, end); err != nil {
-			s.Aborted, s.AbortReason = true, err.Error()
-			skipFrom(s, end, "not sent: the change journal failed")
-			return err
-		}
-		var idx []int
-		for i := start; i < end; i++ {
-			if s.Changes[i].Status == StatusPlanned { // excepted changes are already skipped
-				idx = append(idx, i)
-			}
-		}
-		if len(idx) == 0 {
-			continue
-		}
-		bctx, cancel := graceful(ctx, e.stopGrace())
-		results := e.send(bctx, s.Changes, idx)
-		cancel()
+	var queue []*sentChunk
+	tripped := false
+	// settle records the outcome of the oldest chunk in flight and checks the breaker. Outcomes are recorded
+	// here only, in chunk order, so the journal sees them as the serial executor wrote them.
+	settle := func() {
+		sc := queue[0]
+		queue = queue[1:]
+		results := <-sc.results
 		for i, res := range results {
-			cr := &s.Changes[idx[i]]
+			cr := &s.Changes[sc.idx[i]]
 			attempted++
 			cr.RequestID = res.requestID
 			if res.unchanged {
@@ -521,17 +518,61 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 			}
 			cr.Status = StatusApplied
 		}
-		e.journalOutcomes(ctx, s, idx)
+		e.journalOutcomes(ctx, s, sc.idx)
 		if e.Progress != nil {
-			e.Progress.Add(end - start)
+			e.Progress.Add(sc.end - sc.start)
 		}
-		if attempted >= minAttempts && float64(failed)/float64(attempted) >= rate && end < len(s.Changes) {
-			s.Aborted = true
-			s.AbortReason = fmt.Sprintf("circuit breaker: %d of the first %d changes failed (≥ %.0f%%); the remaining %d were not sent. Look at the errors above, fix the cause, then rerun",
-				failed, attempted, rate*100, len(s.Changes)-end)
-			skipFrom(s, end, "not sent: the circuit breaker stopped the run")
-			return nil
+		if !tripped && attempted >= minAttempts && float64(failed)/float64(attempted) >= rate {
+			tripped = true
 		}
+	}
+	// drain settles every chunk still in flight: what was sent is accounted for however the run ends.
+	drain := func() {
+		for len(queue) > 0 {
+			settle()
+		}
+	}
+	sent := 0 // changes before this were journalled and sent (or skipped as excepted)
+	for start := 0; start < len(s.Changes) && !tripped; start += chunk {
+		end := min(start+chunk, len(s.Changes))
+		if err := ctx.Err(); err != nil {
+			drain()
+			skipFrom(s, start, "the run was interrupted before this change was sent")
+			return fmt.Errorf("%s: interrupted: %w", s.Job, err)
+		}
+		// The journal first: if it cannot record the chunk, nothing of it is sent.
+		if err := e.journalChunk(ctx, s, start, end); err != nil {
+			drain()
+			s.Aborted, s.AbortReason = true, err.Error()
+			skipFrom(s, start, "not sent: the change journal failed")
+			return err
+		}
+		sc := &sentChunk{start: start, end: end, results: make(chan []sendResult, 1)}
+		for i := start; i < end; i++ {
+			if s.Changes[i].Status == StatusPlanned { // excepted changes are already skipped
+				sc.idx = append(sc.idx, i)
+			}
+		}
+		sent = end
+		if len(sc.idx) == 0 {
+			continue
+		}
+		bctx, cancel := graceful(ctx, e.stopGrace())
+		go func() {
+			defer cancel()
+			sc.results <- e.send(bctx, s.Changes, sc.idx)
+		}()
+		queue = append(queue, sc)
+		if len(queue) >= chunksInFlight {
+			settle()
+		}
+	}
+	drain()
+	if tripped && sent < len(s.Changes) {
+		s.Aborted = true
+		s.AbortReason = fmt.Sprintf("circuit breaker: %d of the first %d changes failed (≥ %.0f%%); the remaining %d were not sent. Look at the errors above, fix the cause, then rerun",
+			failed, attempted, rate*100, len(s.Changes)-sent)
+		skipFrom(s, sent, "not sent: the circuit breaker stopped the run")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +376,35 @@ func TestReadBackThatNeverAgreesIsAFailure(t *testing.T) {
 		if o.UseMapiRichTextFormat != "Never" {
 			t.Errorf("%s holds %s", o.ID, o.UseMapiRichTextFormat)
 		}
+	}
+}
+
+func TestCircuitBreakerStopsWithAtMostOneChunkBeyondIt(t *testing.T) {
+	srv, client := startSim(t, nil, sim.Faults{})
+	ex := &executor.Executor{Client: client, ChunkSize: 10, BreakerMinAttempts: 20, ReadBackRetries: -1}
+	run, err := ex.Plan(context.Background(), richText(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 changes to objects that do not exist: every write fails.
+	var changes []jobs.Change
+	for i := range 100 {
+		changes = append(changes, jobs.Set(jobs.ObjectRef{ID: fmt.Sprintf("0f0f0f0f-0000-4000-8000-%012d", i)}, "Set-MailUser",
+			jobs.Param{Name: "UseMapiRichTextFormat", From: jobs.Text("Always"), To: jobs.Text("Never")}))
+	}
+	run.Plan.Changes = changes
+	srv.Log.Reset()
+	sum, err := ex.Apply(context.Background(), run, executor.Options{Mode: jobs.ModeRemediate, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := srv.Log.Count(isSet)
+	// The breaker trips once 20 changes were tried; chunks are kept two in flight, so at most the chunk after
+	// the one that tripped it was already sent.
+	if !sum.Aborted || !strings.Contains(sum.AbortReason, "circuit breaker") || sets < 20 || sets > 30 {
+		t.Fatalf("aborted %v (%q), %d writes sent; want the breaker to stop the run after 20 to 30", sum.Aborted, sum.AbortReason, sets)
+	}
+	if sum.Failed != sets || sum.Skipped != 100-sets {
+		t.Fatalf("failed %d, skipped %d with %d writes sent", sum.Failed, sum.Skipped, sets)
 	}
 }
