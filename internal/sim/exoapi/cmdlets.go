@@ -225,6 +225,9 @@ func init() {
 		if g.rtd {
 			params = append(params, "RecipientTypeDetails")
 		}
+		if g.name == "Get-Recipient" {
+			params = append(params, "IncludeSoftDeletedRecipients")
+		}
 		cmdlets[strings.ToLower(g.name)] = &cmdletSpec{name: g.name, params: params,
 			run: func(s *Service, c *cmdletCall, pg pageRequest) (*cmdletOutput, *cmdletError) {
 				return s.runGet(c, g, pg)
@@ -368,12 +371,21 @@ func (s *Service) runGet(c *cmdletCall, g getSpec, pg pageRequest) (*cmdletOutpu
 	if size > 0 {
 		limit = min(limit, size-pg.returned)
 	}
+	softDeleted := false
+	if g.name == "Get-Recipient" && c.has("IncludeSoftDeletedRecipients") {
+		if softDeleted, err = c.boolean("IncludeSoftDeletedRecipients"); err != nil {
+			return nil, err
+		}
+	}
 	out := &cmdletOutput{}
 	last, more := "", false
-	for _, o := range t.OrderLocked() {
-		if pg.after != "" && o.Guid <= pg.after {
-			continue
-		}
+	// From the cursor on (a binary search, not a walk from the start), soft-deleted copies merged in by Guid
+	// when asked for.
+	objs := t.OrderAfterLocked(pg.after)
+	if softDeleted {
+		objs = mergeByGuid(objs, t.SoftDeletedAfterLocked(pg.after))
+	}
+	for _, o := range objs {
 		if !keep(o) {
 			continue
 		}
@@ -691,4 +703,20 @@ func sameProxy(a, b string) bool {
 		pb, ab = "smtp", b
 	}
 	return strings.EqualFold(pa, pb) && strings.EqualFold(aa, ab)
+}
+
+// mergeByGuid merges two Guid-sorted lists into one.
+func mergeByGuid(a, b []*tenant.Object) []*tenant.Object {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]*tenant.Object, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Guid <= b[0].Guid {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }

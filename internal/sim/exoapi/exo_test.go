@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exo-worker/worker/internal/sim"
 	"github.com/exo-worker/worker/internal/sim/simtest"
@@ -775,5 +776,47 @@ func TestRequestLogCountAndReset(t *testing.T) {
 	s.Log.Reset()
 	if len(s.Log.Entries()) != 0 {
 		t.Error("Reset kept entries")
+	}
+}
+
+// TestSoftDeletedRecipients: a deleted recipient stays visible to Get-Recipient -IncludeSoftDeletedRecipients,
+// stamped with its deletion time, so a client can learn of removals since a point in time; other reads and
+// Get-Recipient without the switch no longer show it.
+func TestSoftDeletedRecipients(t *testing.T) {
+	s := simtest.NewSim(t, sim.Options{})
+	c := simtest.NewCaller(t, s)
+	gone := s.Tenant().InScopeMEUs()[3]
+	before := time.Now().Add(-time.Minute).UTC()
+	if !s.Tenant().Delete(gone.ID) {
+		t.Fatal("delete failed")
+	}
+	since := "WhenChangedUTC -gt '" + before.Format("1/2/2006 3:04:05 PM") + "'"
+	hdr := map[string]string{"Prefer": "odata.maxpagesize=7"} // several pages: the copy merges in by Guid
+	all, _, _ := collectPages(t, c, c.Base+"/InvokeCommand", hdr, simtest.CmdletBody("Get-Recipient", map[string]any{
+		"IncludeSoftDeletedRecipients": true, "ResultSize": "Unlimited"}))
+	recent, _, _ := collectPages(t, c, c.Base+"/InvokeCommand", hdr, simtest.CmdletBody("Get-Recipient", map[string]any{
+		"IncludeSoftDeletedRecipients": true, "Filter": since, "ResultSize": "Unlimited"}))
+	plain, _, _ := collectPages(t, c, c.Base+"/InvokeCommand", hdr, simtest.CmdletBody("Get-Recipient", map[string]any{
+		"ResultSize": "Unlimited"}))
+	has := func(vals []map[string]any) bool {
+		for _, v := range vals {
+			if strings.EqualFold(fmt.Sprint(v["ExternalDirectoryObjectId"]), gone.ID) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(all) || len(all) != len(plain)+1 {
+		t.Fatalf("with the switch: %d recipients (deleted one present: %v); without: %d", len(all), has(all), len(plain))
+	}
+	if !has(recent) || len(recent) != 1 {
+		t.Fatalf("changed since before the deletion: %d recipients, deleted one present %v; want just it", len(recent), has(recent))
+	}
+	if has(plain) {
+		t.Fatal("Get-Recipient without the switch shows a deleted recipient")
+	}
+	r := c.Invoke("Get-MailUser", map[string]any{"IncludeSoftDeletedRecipients": true}).MustStatus(t, 400)
+	if !strings.Contains(r.Detail(), "IncludeSoftDeletedRecipients") {
+		t.Errorf("Get-MailUser accepted the Get-Recipient switch: %q", r.Detail())
 	}
 }

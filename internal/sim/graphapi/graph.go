@@ -543,19 +543,14 @@ func (s *Service) graphList(req graphReq, ent *gentity) (graphResp, *graphErr) {
 		}
 	}
 	// Keyset paging over the tenant's Guid order: objects added or removed between pages never shift the
-	// pages that follow. One object past the page tells whether there is a next one.
-	total, taken := 0, 0
-	page := s.tenant.Select(func(o *tenant.Object) bool {
-		if o.Kind != ent.kind || match != nil && !match(o) {
-			return false
-		}
-		total++
-		if o.Guid <= after || taken > top {
-			return false
-		}
-		taken++
-		return true
-	})
+	// pages that follow. The page starts at the cursor (a binary search); one object past it tells whether
+	// there is a next one.
+	keep := func(o *tenant.Object) bool { return o.Kind == ent.kind && (match == nil || match(o)) }
+	page := s.tenant.SelectAfter(after, top+1, keep)
+	total := 0
+	if strings.EqualFold(req.query.Get("$count"), "true") && advanced(req) {
+		total = s.tenant.Count(keep)
+	}
 	more := len(page) > top
 	if more {
 		page = page[:top]

@@ -109,14 +109,7 @@ func (s *Service) graphDelta(req graphReq, ent *gentity, paren bool) (graphResp,
 	var values []jobj
 	var nextTok *deltaToken
 	if tok.M == "i" {
-		taken := 0
-		page := s.tenant.Select(func(o *tenant.Object) bool {
-			if o.Kind != ent.kind || o.Guid <= tok.A || taken > size {
-				return false
-			}
-			taken++
-			return true
-		})
+		page := s.tenant.SelectAfter(tok.A, size+1, func(o *tenant.Object) bool { return o.Kind == ent.kind })
 		if len(page) > size {
 			page = page[:size]
 			n := tok

@@ -149,9 +149,11 @@ type Tenant struct {
 	mu    sync.RWMutex
 	byID  map[string]*Object
 	order []*Object // sorted by Guid: the stable order paging walks
-	index map[string][]*Object
-	dirty bool // index must be rebuilt
-	now   func() time.Time
+	// softDeleted are copies of deleted recipients, sorted by Guid (cursor.go).
+	softDeleted []*Object
+	index       map[string][]*Object
+	dirty       bool // index must be rebuilt
+	now         func() time.Time
 }
 
 func newEmptyTenant(id, domain, initialDomain string) *Tenant {
@@ -271,6 +273,7 @@ func (t *Tenant) Delete(id string) bool {
 	}
 	delete(t.byID, o.ID)
 	t.order = slices.DeleteFunc(t.order, func(e *Object) bool { return e == o })
+	t.softDeleteLocked(o)
 	t.dirty = true
 	return true
 }
