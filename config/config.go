@@ -127,6 +127,18 @@ type EXO struct {
 	MaxRetries int `yaml:"max_retries"`
 	// PageSize is the Prefer: odata.maxpagesize value, 1..1000; default 1000.
 	PageSize int `yaml:"page_size"`
+	// FullReadEvery is how often the kept Exchange results are replaced by a full read (a Go duration,
+	// e.g. 24h); between full reads each run reads only what changed. Default 24h.
+	FullReadEvery string `yaml:"full_read_every"`
+}
+
+// FullReadInterval is exo.full_read_every as a duration (24h when unset; Validate refuses a bad value).
+func (e EXO) FullReadInterval() time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(e.FullReadEvery))
+	if err != nil || d <= 0 {
+		return 24 * time.Hour
+	}
+	return d
 }
 
 // Store drivers.

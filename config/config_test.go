@@ -210,12 +210,13 @@ auth:
 		},
 		{
 			name: "out of range tuning and bad listen",
-			yml:  valid + "exo: {max_concurrency: 0, requests_per_second: -1, max_retries: 99, page_size: 5000}\nserver: {listen: nonsense}\nlog: {level: loud}\nstore: {path: \"\"}\n",
+			yml:  valid + "exo: {max_concurrency: 0, requests_per_second: -1, max_retries: 99, page_size: 5000, full_read_every: 5m}\nserver: {listen: nonsense}\nlog: {level: loud}\nstore: {path: \"\"}\n",
 			want: []want{
 				{"exo.max_concurrency", "use 1 to 64"},
 				{"exo.requests_per_second", "use 0"},
 				{"exo.max_retries", "use 0 (never retry) to 20"},
 				{"exo.page_size", "use 1 to 1000"},
+				{"exo.full_read_every", "at least 1h"},
 				{"server.listen", "not host:port"},
 				{"log.level", `"loud" is not a level`},
 				{"store.path", "required"},

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Problem is one thing wrong with the configuration.
@@ -353,6 +354,11 @@ func (v *validator) exo() {
 	}
 	if e.PageSize < 1 || e.PageSize > 1000 {
 		v.add("exo.page_size", "%d is out of range; use 1 to 1000 (the admin API's maximum page size)", e.PageSize)
+	}
+	if f := strings.TrimSpace(e.FullReadEvery); f != "" {
+		if d, err := time.ParseDuration(f); err != nil || d < time.Hour {
+			v.add("exo.full_read_every", "%q is not a duration of at least 1h; use e.g. 24h (how often the kept Exchange results are read again in full)", f)
+		}
 	}
 }
 

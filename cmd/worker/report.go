@@ -123,7 +123,8 @@ func runReport(cmd *cobra.Command, g *globals, f *reportFlags) error {
 	if err != nil {
 		return err
 	}
-	ex := &executor.Executor{Client: client, Directory: dir, Log: g.log, Exceptions: configExceptions(cfg)}
+	ex := &executor.Executor{Client: client, Directory: dir, Log: g.log, Exceptions: configExceptions(cfg),
+		State: st, FullReadEvery: cfg.EXO.FullReadInterval()}
 	if !f.noProgress && isTerminal(os.Stderr) {
 		ex.Progress = newLineProgress(os.Stderr)
 	}

@@ -113,7 +113,8 @@ func runJob(cmd *cobra.Command, g *globals, f *runFlags, name string) error {
 	if err != nil {
 		return err
 	}
-	ex := &executor.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+	ex := &executor.Executor{Client: client, Log: g.log, Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg),
+		State: st, FullReadEvery: cfg.EXO.FullReadInterval()}
 	if err := conn.graphExecutor(ex); err != nil {
 		return err
 	}

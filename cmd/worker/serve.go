@@ -114,7 +114,7 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		return err
 	}
 	ex := &executor.Executor{Client: client, Log: g.log.Named("executor"), ChunkSize: f.chunkSize,
-		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg)}
+		Journal: daemon.NewJournal(st), Exceptions: configExceptions(cfg), State: st, FullReadEvery: cfg.EXO.FullReadInterval()}
 	// Audits read Graph; building the reader makes no request, so it is wired whether or not one is scheduled
 	// (any job can be triggered through the API).
 	if ex.Directory, err = conn.directory(); err != nil {
