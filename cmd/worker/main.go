@@ -102,7 +102,7 @@ above take --config FILE instead of --sim (README: "Against a real tenant"). "wo
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error (default: log.level of the configuration, env WORKER_LOG_LEVEL, else info)")
 	root.AddCommand(newRunCmd(g), newJobsCmd(g), newSimCmd(g), newConfigCmd(g), newVersionCmd())
 	root.AddCommand(newServeCmd(g), newHistoryCmd(g), newShowCmd(g), newRevertCmd(g))
-	root.AddCommand(newReportCmd(g), newRulesCmd(g), newDoctorCmd(g), newSetupCmd(g), newStoreCmd(g))
+	root.AddCommand(newReportCmd(g), newRulesCmd(g), newDoctorCmd(g), newSetupCmd(g), newStoreCmd(g), newBenchCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(1, err) })
 	return root
 }
