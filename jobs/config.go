@@ -13,6 +13,9 @@ type Settings struct {
 	// Schedule is when `worker serve` runs the job (internal/schedule: cron, CRON_TZ=, @every); empty = only
 	// when triggered.
 	Schedule string `yaml:"schedule,omitempty"`
+	// OnSync makes `worker serve` run the job as soon as a directory sync cycle finishes (it polls Graph's
+	// organization.onPremisesLastSyncDateTime once a minute), beside or instead of Schedule.
+	OnSync bool `yaml:"on_sync,omitempty"`
 	// Mode is report, dry-run or remediate.
 	Mode Mode `yaml:"mode"`
 	// MaxChanges and MaxChangePercent are the blast radius: a run that would change more objects, or a

@@ -37,6 +37,8 @@ type serveFlags struct {
 	leaseTTL   time.Duration
 	listen     string
 	chunkSize  int
+	onSync     []string
+	syncPoll   time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -70,6 +72,8 @@ written to the simulator's directory (the paths are printed, never the token).`,
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "how long a job lease outlives a crashed daemon before another daemon takes the job over")
 	fl.StringVar(&f.listen, "listen", "", "HTTP listen address, overriding server.listen (port 0 picks a free port; the address is printed)")
 	fl.IntVar(&f.chunkSize, "chunk-size", 100, "changes journalled and sent together before the circuit breaker looks again")
+	fl.StringArrayVar(&f.onSync, "on-sync", nil, "JOB: run JOB as soon as a directory sync cycle finishes, like jobs.JOB.on_sync (repeatable)")
+	fl.DurationVar(&f.syncPoll, "sync-poll", daemon.DefaultSyncPoll, "how often on-sync jobs ask Graph whether a sync cycle finished")
 	return cmd
 }
 
@@ -92,6 +96,19 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	cfg, reg := su.cfg, su.reg
 	if err := applyScheduleFlags(cfg, reg, f.schedules); err != nil {
 		return withCode(executor.ExitUsage, err)
+	}
+	for _, name := range f.onSync {
+		e, err := reg.Entry(name)
+		if err != nil {
+			return withCode(executor.ExitUsage, fmt.Errorf("--on-sync %s: %w", name, err))
+		}
+		if !e.Configured {
+			return withCode(executor.ExitUsage, fmt.Errorf("--on-sync %s: job %s is not configured; add jobs.%s to the configuration (its mode and blast radius) to let the daemon run it", name, name, name))
+		}
+		e.Config.Common().OnSync = true
+	}
+	if f.syncPoll <= 0 {
+		return withCode(executor.ExitUsage, errors.New("--sync-poll must be positive, e.g. 1m"))
 	}
 	if f.listen != "" {
 		cfg.Server.Listen = f.listen
@@ -131,8 +148,12 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 			return withCode(executor.ExitUsage, err)
 		}
 	}
+	gc, err := conn.graph() // the on-sync trigger's sync clock
+	if err != nil {
+		return err
+	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Library: reg, Metrics: m, Log: g.log.Named("daemon"),
-		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet})
+		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet, SyncClock: gc, SyncPoll: f.syncPoll})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
@@ -271,7 +292,7 @@ func applyScheduleFlags(cfg *config.Config, reg *jobs.Registry, flags []string) 
 func jobSpecs(reg *jobs.Registry) []daemon.JobSpec {
 	var specs []daemon.JobSpec
 	for _, e := range reg.Configured() {
-		specs = append(specs, daemon.JobSpec{Job: e.Job, Schedule: e.Settings().Schedule, Options: jobOptions(e)})
+		specs = append(specs, daemon.JobSpec{Job: e.Job, Schedule: e.Settings().Schedule, OnSync: e.Settings().OnSync, Options: jobOptions(e)})
 	}
 	return specs
 }

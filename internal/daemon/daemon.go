@@ -37,6 +37,9 @@ type JobSpec struct {
 	// Options are the job's safety settings (mode, blast radius). Force is ignored: the daemon never lifts
 	// the blast radius, a person does, with a one-shot run.
 	Options executor.Options
+	// OnSync runs the job as soon as a directory sync cycle finishes (Options.SyncClock, polled every
+	// SyncPoll), beside or instead of its schedule.
+	OnSync bool
 }
 
 // Options configure a Daemon.
@@ -67,6 +70,11 @@ type Options struct {
 	// River, when set, dispatches runs through River on PostgreSQL (several replicas, one queue) instead of
 	// in this process (cron, leases and tick claims in the store).
 	River *RiverFleet
+	// SyncClock, when set, is polled for the end of directory sync cycles on behalf of the OnSync jobs;
+	// SyncPoll is how often (default DefaultSyncPoll), or SyncTicks, when set, delivers the polls (tests).
+	SyncClock SyncClock
+	SyncPoll  time.Duration
+	SyncTicks <-chan time.Time
 }
 
 // Daemon schedules and runs jobs. It implements server.Runner.
@@ -82,6 +90,10 @@ type Daemon struct {
 	sweep   time.Duration
 	atStart bool
 	now     func() time.Time
+
+	syncClock SyncClock
+	syncPoll  time.Duration
+	syncTicks <-chan time.Time
 
 	cron  *cron.Cron
 	jobs  map[string]*jobState
@@ -144,7 +156,10 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{
 		st: o.Store, ex: o.Executor, library: o.Library, m: o.Metrics, log: o.Log, owner: o.Owner,
 		ttl: o.LeaseTTL, grace: o.Grace, sweep: o.SweepInterval, atStart: o.RunAtStart, now: o.Now,
-		jobs: map[string]*jobState{},
+		jobs: map[string]*jobState{}, syncClock: o.SyncClock, syncPoll: o.SyncPoll, syncTicks: o.SyncTicks,
+	}
+	if d.syncPoll <= 0 {
+		d.syncPoll = DefaultSyncPoll
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()
@@ -187,6 +202,11 @@ func New(o Options) (*Daemon, error) {
 		}
 		d.jobs[name] = st
 		d.order = append(d.order, name)
+	}
+	for _, js := range d.jobs {
+		if js.spec.OnSync && d.syncClock == nil {
+			problems = append(problems, fmt.Sprintf("job %s runs on sync, but no sync clock (Graph reader) is configured", js.spec.Job.Name()))
+		}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("daemon: %s", strings.Join(problems, "; "))
@@ -236,6 +256,16 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.bgWG.Add(1)
 	go d.sweeper()
+	if d.syncClock != nil && slices.ContainsFunc(d.order, func(n string) bool { return d.jobs[n].spec.OnSync }) {
+		ticks := d.syncTicks
+		if ticks == nil {
+			t := time.NewTicker(d.syncPoll)
+			go func() { <-d.bgCtx.Done(); t.Stop() }()
+			ticks = t.C
+		}
+		d.bgWG.Add(1)
+		go d.watchSync(d.bgCtx, ticks)
+	}
 	return nil
 }
 

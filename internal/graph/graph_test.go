@@ -632,3 +632,16 @@ func TestRevokedTokenIsRenewedThroughTheClaimsChallenge(t *testing.T) {
 		t.Fatalf("%d refused Graph requests and %d token requests: the revocation was not exercised", unauthorized, tokens)
 	}
 }
+
+func TestLastSyncIsTheOrganizationsSyncTime(t *testing.T) {
+	f := newFixture(t, graph.Options{})
+	f.srv.Tenant().SyncCycle()
+	got, err := f.c.LastSync(ctx(t))
+	if want := f.srv.Tenant().LastSync(); err != nil || got.IsZero() || !got.Equal(want) {
+		t.Fatalf("LastSync = %v, %v; want %v", got, err, want)
+	}
+	es := graphEntries(f.srv)
+	if len(es) != 1 || es[0].Path != "/v1.0/organization" || !strings.Contains(es[0].Query, "onPremisesLastSyncDateTime") {
+		t.Fatalf("requests %+v, want one GET /organization with $select", es)
+	}
+}

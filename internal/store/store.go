@@ -128,12 +128,13 @@ const (
 	TriggerCLI      Trigger = "cli"
 	TriggerAPI      Trigger = "api"
 	TriggerAlert    Trigger = "alert"
+	TriggerSync     Trigger = "sync" // a directory sync cycle finished (jobs.<job>.on_sync)
 )
 
 // Valid reports whether t is one of the known triggers.
 func (t Trigger) Valid() bool {
 	switch t {
-	case TriggerSchedule, TriggerCLI, TriggerAPI, TriggerAlert:
+	case TriggerSchedule, TriggerCLI, TriggerAPI, TriggerAlert, TriggerSync:
 		return true
 	}
 	return false

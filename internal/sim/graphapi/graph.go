@@ -428,6 +428,11 @@ func (s *Service) routeGraph(req graphReq) (graphResp, *graphErr) {
 			return s.graphDomain(req, segs[1])
 		}
 		return s.graphDomains(req)
+	case "organization":
+		if len(segs) > 1 {
+			return graphResp{}, notFoundSegment(segs[1])
+		}
+		return s.graphOrganization(req)
 	case "subscribedskus":
 		if len(segs) > 1 {
 			return graphResp{}, notFoundSegment(segs[1])
@@ -828,4 +833,28 @@ func (s *Service) serveBatchItem(base string, it graphBatchItem, status map[stri
 		reqID, clientReqID, se)
 	se.Status = resp.status
 	return resp
+}
+
+// graphOrganization serves GET /organization: the tenant's one organization object, with the end of the
+// last directory sync cycle (what the worker's on-sync trigger polls). $select picks properties.
+func (s *Service) graphOrganization(req graphReq) (graphResp, *graphErr) {
+	if err := unsupportedOptions(req, "$filter", "$search", "$orderby", "$expand", "$top"); err != nil {
+		return graphResp{}, err
+	}
+	sel, err := parseSelect("microsoft.graph.organization", []string{"id", "displayName", "onPremisesSyncEnabled", "onPremisesLastSyncDateTime"},
+		req.query.Get("$select"))
+	if err != nil {
+		return graphResp{}, err
+	}
+	var last any
+	if t := s.tenant.LastSync(); !t.IsZero() {
+		last = t.UTC().Format(time.RFC3339Nano)
+	}
+	org := jobj{{"id", s.tenant.ID()}, {"displayName", s.tenant.Domain()}, {"onPremisesSyncEnabled", true},
+		{"onPremisesLastSyncDateTime", last}}
+	ctx := req.base + "/v1.0/$metadata#organization"
+	if sel != nil {
+		ctx += "(" + strings.Join(sel, ",") + ")"
+	}
+	return graphResp{status: 200, body: jobj{{"@odata.context", ctx}, {"value", []jobj{selectKeys(org, sel)}}}}, nil
 }

@@ -151,9 +151,11 @@ type Tenant struct {
 	order []*Object // sorted by Guid: the stable order paging walks
 	// softDeleted are copies of deleted recipients, sorted by Guid (cursor.go).
 	softDeleted []*Object
-	index       map[string][]*Object
-	dirty       bool // index must be rebuilt
-	now         func() time.Time
+	// lastSync is the end of the last sync cycle (sync.go).
+	lastSync time.Time
+	index    map[string][]*Object
+	dirty    bool // index must be rebuilt
+	now      func() time.Time
 }
 
 func newEmptyTenant(id, domain, initialDomain string) *Tenant {
@@ -259,6 +261,7 @@ func (t *Tenant) Add(o Object) error {
 	t.byID[o.ID] = p
 	i, _ := slices.BinarySearchFunc(t.order, p.Guid, func(e *Object, g string) int { return strings.Compare(e.Guid, g) })
 	t.order = slices.Insert(t.order, i, p)
+	t.syncedLocked(p)
 	t.dirty = true
 	return nil
 }
@@ -274,6 +277,7 @@ func (t *Tenant) Delete(id string) bool {
 	delete(t.byID, o.ID)
 	t.order = slices.DeleteFunc(t.order, func(e *Object) bool { return e == o })
 	t.softDeleteLocked(o)
+	t.syncedLocked(o)
 	t.dirty = true
 	return true
 }
