@@ -478,7 +478,19 @@ func rawFloor(ctx context.Context, st *simTenant, plan []sim.Entry) (time.Durati
 		Next  string           `json:"@odata.nextLink"`
 	}
 	do := func(ctx context.Context, req *http.Request) (page, error) {
-		resp, err := hc.Do(req)
+		// A loaded machine drops a connection now and then; the floor retries like any client would.
+		var resp *http.Response
+		var err error
+		for attempt := 0; attempt < 3; attempt++ {
+			if req.GetBody != nil && attempt > 0 {
+				if req.Body, err = req.GetBody(); err != nil {
+					return page{}, err
+				}
+			}
+			if resp, err = hc.Do(req); err == nil {
+				break
+			}
+		}
 		if err != nil {
 			return page{}, err
 		}
