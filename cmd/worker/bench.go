@@ -39,6 +39,7 @@ type benchSettings struct {
 	objects   int           // P2, P3: directory objects
 	inflight  int           // exo.max_concurrency
 	serial    int           // objects the serial baseline writes
+	syncPoll  time.Duration // the daemon's on-sync poll
 	only      []string      // scenarios to run; empty: all
 	bin       string        // the worker binary run as the child process under test
 }
@@ -70,6 +71,9 @@ against it as a child process (the binary itself, exactly as an admin runs it) a
           plain net/http + encoding/json reader; peak RSS per object
   P3      the same audit rerun from a new process on the unchanged tenant (requests, time, CPU), and after
           one object changed
+  sync    sync to fix: worker serve --on-sync meu-richtext runs beside the tenant (after one run filled the
+          store); a simulated sync cycle creates an MEU; the time until it holds Never, and whether any full
+          listing was needed
 
 Figures are printed, not asserted: they depend on the machine. --quick uses sizes that finish in seconds.`,
 		Args: cobra.NoArgs,
@@ -118,7 +122,8 @@ Figures are printed, not asserted: they depend on the machine. --quick uses size
 	fl.IntVar(&b.objects, "objects", 100000, "directory objects for P2 and P3")
 	fl.IntVar(&b.inflight, "inflight", 3, "requests in flight (exo.max_concurrency)")
 	fl.IntVar(&b.serial, "serial", 100, "objects the serial baseline writes")
-	fl.StringSliceVar(&b.only, "scenario", nil, "run only these scenarios: p1a, p1b, serial, p2, p3")
+	fl.DurationVar(&b.syncPoll, "sync-poll", time.Minute, "how often the daemon asks whether a sync cycle finished (sync to fix)")
+	fl.StringSliceVar(&b.only, "scenario", nil, "run only these scenarios: p1a, p1b, serial, sync, p2, p3")
 	fl.StringVar(&b.bin, "bin", "", "worker binary to measure (default: this one)")
 	return cmd
 }
@@ -162,6 +167,14 @@ func runBench(ctx context.Context, b benchSettings, progress io.Writer) ([]bench
 		rows = append(rows, r)
 		if err != nil {
 			return rows, fmt.Errorf("P1a: %w", err)
+		}
+	}
+	if b.wants("sync") {
+		say("sync to fix: %d MEUs, RTT %s, on-sync polling every %s", b.meus, b.rtt, b.syncPoll)
+		r, err := benchSyncToFix(ctx, b)
+		rows = append(rows, r)
+		if err != nil {
+			return rows, fmt.Errorf("sync to fix: %w", err)
 		}
 	}
 	if b.wants("p2") || b.wants("p3") {
@@ -612,4 +625,82 @@ func rawFloor(ctx context.Context, st *simTenant, plan []sim.Entry) (time.Durati
 	}
 	err = g.Wait()
 	return time.Since(start), decoded, err
+}
+
+// benchSyncToFix measures sync to fix: a daemon with meu-richtext on sync, a store already filled by one run,
+// and a sync cycle that creates one MEU. It reports the time from the cycle to the MEU holding Never, and the
+// Exchange reads of mail users in between (incremental only, when the plan is right).
+func benchSyncToFix(ctx context.Context, b benchSettings) (benchRow, error) {
+	row := benchRow{Scenario: "sync to fix (on-sync)", Bound: fmt.Sprintf("%s (poll) + run", b.syncPoll), Goal: "≤ 90 s, no full listing"}
+	st, err := benchSim(meuScenario(b.meus), sim.Faults{RTT: b.rtt}, b.inflight)
+	if err != nil {
+		return row, err
+	}
+	defer st.Close()
+	if _, err := runChild(ctx, b.bin, "run", meurichtext.Name, "--config", st.config, "--force", "--output", "json", "--no-progress"); err != nil {
+		return row, err
+	}
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := exec.CommandContext(dctx, b.bin, "serve", "--config", st.config, "--listen", "127.0.0.1:0",
+		"--on-sync", meurichtext.Name, "--sync-poll", b.syncPoll.String())
+	cmd.Env = append(os.Environ(), "WORKER_LOG_LEVEL=warn")
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &errb
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if err := cmd.Start(); err != nil {
+		return row, err
+	}
+	defer func() { stop(); _ = cmd.Wait() }()
+	polls := func() int {
+		return st.srv.Log.Count(func(e sim.Entry) bool { return e.Path == "/v1.0/organization" })
+	}
+	wait := func(what string, within time.Duration, done func() bool) error {
+		deadline := time.Now().Add(within)
+		for !done() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: not within %s\n%s", what, within, errb.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	}
+	if err := wait("the daemon's first sync poll", 2*time.Minute, func() bool { return polls() > 0 }); err != nil {
+		return row, err
+	}
+	tn := st.srv.Tenant()
+	meu := tn.InScopeMEUs()[0]
+	meu.ID, meu.Guid, meu.ExchangeObjectID = "0b0b0b0b-0000-4000-8000-000000000001", "0b0b0b0b-0000-4000-8000-000000000002", "0b0b0b0b-0000-4000-8000-000000000003"
+	meu.Name, meu.Alias, meu.DisplayName = "synced.bench", "synced.bench", "Synced Bench"
+	meu.PrimarySmtpAddress, meu.EmailAddresses = "synced.bench@contoso.com", []string{"SMTP:synced.bench@contoso.com"}
+	meu.UseMapiRichTextFormat, meu.WhenCreated, meu.WhenChanged = sim.RichTextUseDefault, time.Time{}, time.Time{}
+	st.srv.Log.Reset()
+	synced := time.Now()
+	if err := tn.Add(meu); err != nil { // stamps the end of a sync cycle
+		return row, err
+	}
+	fixed := func() bool {
+		o, ok := tn.Object(meu.ID)
+		return ok && o.UseMapiRichTextFormat == sim.RichTextNever
+	}
+	if err := wait("the new MEU fixed", b.syncPoll+5*time.Minute, fixed); err != nil {
+		return row, err
+	}
+	took := time.Since(synced)
+	full, inc := 0, 0
+	for _, e := range st.srv.Log.Entries() {
+		if e.Cmdlet != "Get-MailUser" || e.Identity != "" {
+			continue
+		}
+		if f, _ := e.Params["Filter"].(string); strings.Contains(f, "WhenChangedUTC") {
+			inc++
+		} else {
+			full++
+		}
+	}
+	api, _ := apiRequests(st.srv)
+	row.Measured = took.Round(time.Millisecond).String()
+	row.Ratio = ratio(took.Seconds(), 90)
+	row.Note = fmt.Sprintf("%d requests from the cycle to the fix; Get-MailUser: %d incremental, %d full (read-back included)", api, inc, full)
+	return row, nil
 }
