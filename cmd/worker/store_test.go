@@ -54,7 +54,7 @@ func TestStoreMigrateThenRunOnPostgres(t *testing.T) {
 		t.Fatalf("run before migrate: exit %d, stderr %q; want exit 1 naming `worker store migrate`", code, tail(stderr, 600))
 	}
 	out, code := runWorker(t, "store", "migrate", "--config", cfg)
-	if code != 0 || !strings.Contains(out, "schema version 0 → 1") {
+	if code != 0 || !regexp.MustCompile(`schema version 0 → \d+`).MatchString(out) {
 		t.Fatalf("migrate: exit %d, %q", code, out)
 	}
 	out, code = runWorker(t, "store", "migrate", "--config", cfg)
