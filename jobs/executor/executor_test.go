@@ -382,7 +382,7 @@ func TestReadBackThatNeverAgreesIsAFailure(t *testing.T) {
 func TestCircuitBreakerStopsWithAtMostOneChunkBeyondIt(t *testing.T) {
 	srv, client := startSim(t, nil, sim.Faults{})
 	ex := &executor.Executor{Client: client, ChunkSize: 10, BreakerMinAttempts: 20, ReadBackRetries: -1}
-	run, err := ex.Plan(context.Background(), richText(t))
+	run, err := ex.Plan(context.Background(), "run-breaker", richText(t))
 	if err != nil {
 		t.Fatal(err)
 	}

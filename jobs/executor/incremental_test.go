@@ -73,7 +73,7 @@ func TestIncrementalReadsCatchEveryKindOfChange(t *testing.T) {
 	ctx := context.Background()
 	plan := func(e *executor.Executor) *executor.Run {
 		t.Helper()
-		r, err := e.Plan(ctx, job)
+		r, err := e.Plan(ctx, "run-incremental", job)
 		if err != nil {
 			t.Fatal(err)
 		}
