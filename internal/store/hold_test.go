@@ -57,8 +57,13 @@ func TestHoldLeaseNoticesLoss(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("HoldLease = %v, %v", ok, err)
 		}
-		// Another process takes the lease over (as if A had stalled past its expiry).
-		if err := execSQL(ctx, s, `UPDATE leases SET holder = 'thief' WHERE name = 'job:x'`); err != nil {
+		// Another process takes the lease over (as if A had stalled past its expiry), for long enough that
+		// it is still the thief's when B tries below, however slow the machine.
+		var until any = time.Now().Add(time.Hour)
+		if _, ok := s.(*SQLite); ok {
+			until = ts(time.Now().Add(time.Hour))
+		}
+		if err := execSQL(ctx, s, `UPDATE leases SET holder = 'thief', expires_at = ? WHERE name = 'job:x'`, until); err != nil {
 			t.Fatal(err)
 		}
 		select {
