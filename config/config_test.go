@@ -257,9 +257,21 @@ auth:
 				{"jobs.address-audit.max_change_percent", "more than 0 and at most 100"},
 				{"jobs.meu-audit.mode", "an audit only reports"},
 				{"jobs.meu-audit.max_changes", "use 1 or more"},
-				{"jobs.meu-richtxt", `no job "meu-richtxt"; did you mean "meu-richtext"? (known jobs: address-audit, identity-audit, license-audit, meu-audit, meu-richtext`},
+				{"jobs.meu-richtxt", `no job "meu-richtxt"; did you mean "meu-richtext"? (known jobs: address-audit, identity-audit, license-audit, mailbox-license`},
 				{"jobs.Bad_Name", "no job"},
 			},
+		},
+		{
+			name: "mailbox-license needs its group, by object id",
+			yml: strings.Replace(valid, `address-audit: {schedule: "0 6 * * *"}`, `address-audit: {schedule: "0 6 * * *"}
+  mailbox-license: {mode: dry-run}`, 1),
+			want: []want{{"jobs.mailbox-license.group_id", "required: the Object ID of the licensing group"}},
+		},
+		{
+			name: "mailbox-license group by name",
+			yml: strings.Replace(valid, `address-audit: {schedule: "0 6 * * *"}`, `address-audit: {schedule: "0 6 * * *"}
+  mailbox-license: {group_id: LIC-Exchange}`, 1),
+			want: []want{{"jobs.mailbox-license.group_id", `"LIC-Exchange" is not an object id`}},
 		},
 		{
 			name: "meu-richtext target",

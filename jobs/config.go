@@ -55,6 +55,13 @@ type Config interface {
 	Check() []FieldError
 }
 
+// RequiredChecker is implemented by a job configuration with keys that must be set once the configuration
+// names the job (mailbox-license's group_id: no default can name a group of the tenant). A job left on its
+// defaults is exempt: `worker jobs` lists it, and it refuses to plan, saying what to set.
+type RequiredChecker interface {
+	CheckRequired() []FieldError
+}
+
 // FieldError is one problem of a job's configuration.
 type FieldError struct {
 	// Field is the key path below jobs.<name>: "target", "max_changes".

@@ -85,13 +85,20 @@ func (l *Library) Defaults(name string) (c Config, ok bool) {
 // Check validates the named job's configuration: the settings every job has, the job's own keys, and the
 // job built from it (a configured value must not make it declare a write it may not make). It normalises
 // what it accepts (mode spelling).
-func (l *Library) Check(name string, c Config) []FieldError {
+func (l *Library) Check(name string, c Config) []FieldError { return l.check(name, c, true) }
+
+// check is Check; named says the configuration names the job, so its required keys (RequiredChecker) must
+// be set.
+func (l *Library) check(name string, c Config, named bool) []FieldError {
 	d, ok := l.defs[name]
 	if !ok {
 		return []FieldError{{Field: "", Message: l.unknown(name)}}
 	}
 	out := c.Common().check(d.Kind)
 	out = append(out, c.Check()...)
+	if rc, ok := c.(RequiredChecker); ok && named {
+		out = append(out, rc.CheckRequired()...)
+	}
 	if len(out) == 0 {
 		if _, err := l.build(d, c); err != nil {
 			out = append(out, FieldError{Field: "", Message: err.Error()})
@@ -122,7 +129,7 @@ func (l *Library) Registry(configured map[string]Config) (*Registry, error) {
 		if !isConfigured {
 			c = d.Defaults()
 		}
-		if fe := l.Check(name, c); len(fe) > 0 {
+		if fe := l.check(name, c, isConfigured); len(fe) > 0 {
 			for _, e := range fe {
 				problems = append(problems, fmt.Sprintf("jobs.%s.%s", name, e.Error()))
 			}

@@ -61,6 +61,8 @@ type changeDoc struct {
 	Status    string     `json:"status"`
 	Error     string     `json:"error,omitempty"`
 	RequestID string     `json:"request_id,omitempty"`
+	// Note is what the read-back learned beyond the change itself (the licence a membership brings).
+	Note string `json:"note,omitempty"`
 }
 
 type paramDoc struct {
@@ -106,7 +108,7 @@ func writeJSON(w io.Writer, s *executor.Summary) error {
 		param, from, to, params := changeColumns(c.Change)
 		d.Changes = append(d.Changes, changeDoc{Object: c.Object.Address, Identity: c.Object.ID,
 			DisplayName: c.Object.DisplayName, Param: param, From: from, To: to, Params: params,
-			Status: string(c.Status), Error: c.Error, RequestID: c.RequestID})
+			Status: string(c.Status), Error: c.Error, RequestID: c.RequestID, Note: c.Note})
 	}
 	for _, f := range s.Findings {
 		d.Findings = append(d.Findings, findingDoc{Rule: f.Rule, Severity: string(f.Severity), Object: f.Object.String(),

@@ -21,6 +21,7 @@ type simFlags struct {
 	faults      sim.Faults
 	encoding    string
 	defects     bool
+	licensing   bool
 }
 
 func newSimCmd(g *globals) *cobra.Command {
@@ -39,6 +40,7 @@ points at it, CA included, so other worker commands can run against it:
 
   worker sim serve --write-config sim.yaml &
   worker run meu-richtext --config sim.yaml --dry-run
+  worker run mailbox-license --config sim.yaml --dry-run
 
 Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test bench for throttling and retries.`,
 		Args: cobra.NoArgs,
@@ -47,6 +49,10 @@ Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test benc
 			if f.defects {
 				d := sim.DefaultDefects()
 				sc.Defects = &d
+			}
+			if f.licensing {
+				l := sim.DefaultLicensing()
+				sc.Licensing = &l
 			}
 			st, err := startSimTenant(simSetup{dir: f.dir, listen: f.listen, scenario: &sc, faults: f.faults, encoding: f.encoding})
 			if err != nil {
@@ -94,6 +100,7 @@ Fault injection (--rtt, --throttle, --error-rate, ...) turns it into a test benc
 	fl.DurationVar(&f.faults.StaleReads, "stale-reads", 0, "after a write, reads show the old value this long (replication lag), e.g. 2s")
 	fl.StringVar(&f.encoding, "detail-encoding", "pipe", "error detail encoding: pipe, json, or auto (follow the request's X-ResponseFormat)")
 	fl.BoolVar(&f.defects, "defects", false, "seed the audit defects and traps (users, licences, addresses, MX) into the scenario")
+	fl.BoolVar(&f.licensing, "licensing", true, "seed a licensing group and migrated mailboxes with and without an Exchange licence (the mailbox-license job's work; its group_id goes into the configuration)")
 	cmd.AddCommand(serve)
 	return cmd
 }

@@ -234,6 +234,8 @@ func startSimTenant(o simSetup) (*simTenant, error) {
 		d := sim.DefaultScenario()
 		defects := sim.DefaultDefects()
 		d.Defects = &defects
+		licensing := sim.DefaultLicensing()
+		d.Licensing = &licensing
 		sc = &d
 	}
 	srv, err := sim.Start(sim.Options{Dir: o.dir, Listen: o.listen, Scenario: sc, Faults: o.faults, DetailEncoding: o.encoding})
@@ -353,5 +355,13 @@ jobs:
     max_change_percent: 100
 `, s.URL, s.Creds.TenantID, s.URL, s.URL, s.URL, s.CAFile, dnsServer, s.Creds.ClientID, s.Creds.SecretFile,
 		filepath.Join(s.Dir, "worker.db"))
+	if g, ok := s.Tenant().LicensingGroup(); ok {
+		fmt.Fprintf(&b, `  mailbox-license:
+    mode: remediate
+    group_id: %s   # %s: group-based licensing with Exchange Online (Plan 1)
+    max_changes: 100000
+    max_change_percent: 100
+`, g.ID, g.DisplayName)
+	}
 	return b.String()
 }

@@ -221,7 +221,16 @@ func (e *Executor) checkGroupLicenses(ctx context.Context, s *Summary, idx []int
 		pending = still
 	}
 	if len(pending) > 0 {
-		w := fmt.Sprintf("%d memberships were added but the group's licence has not reached the member yet; `worker history %s` lists them — check again later", len(pending), s.RunID)
+		var names []string
+		for k, i := range pending {
+			if k == 10 {
+				names = append(names, fmt.Sprintf("and %d more", len(pending)-k))
+				break
+			}
+			names = append(names, s.Changes[i].Object.String())
+		}
+		w := fmt.Sprintf("%d memberships were added but the group's licence has not reached the member yet (%s): group-based licensing can take a while; the next run reports the ones still without a licence",
+			len(pending), strings.Join(names, "; "))
 		s.Warnings = append(s.Warnings, w)
 		e.log().Warn(w, zap.String("run", s.RunID), zap.String("job", s.Job))
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/exo-worker/worker/exo"
 	"github.com/exo-worker/worker/jobs"
 	"github.com/exo-worker/worker/jobs/audit"
+	"github.com/exo-worker/worker/jobs/mailboxlicense"
 	"github.com/exo-worker/worker/jobs/meurichtext"
 )
 
@@ -13,6 +14,7 @@ import (
 func Definitions() []jobs.Definition {
 	return []jobs.Definition{
 		meurichtext.Definition,
+		mailboxlicense.Definition,
 		audit.AddressDefinition,
 		audit.IdentityDefinition,
 		audit.LicenseDefinition,

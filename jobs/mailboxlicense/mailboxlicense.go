@@ -47,9 +47,13 @@ type Job struct {
 func New(groupID string) (*Job, error) {
 	groupID = strings.ToLower(strings.TrimSpace(groupID))
 	if groupID != "" && !isGUID(groupID) {
-		return nil, fmt.Errorf("%s: %q is not an object id (a GUID such as 0b6f2c1e-…): use the licensing group's Object ID from the Entra admin center", GroupIDField, groupID)
+		return nil, fmt.Errorf("%s: %s", GroupIDField, groupIDProblem(groupID))
 	}
 	return &Job{GroupID: groupID}, nil
+}
+
+func groupIDProblem(v string) string {
+	return fmt.Sprintf("%q is not an object id (a GUID such as 0b6f2c1e-9d7a-4c1e-8f3b-2a6d5e4c3b2a): use the licensing group's Object ID from the Entra admin center (Groups → the group → Overview)", v)
 }
 
 // Name implements jobs.Job.
