@@ -309,9 +309,12 @@ func TestReportSimTable(t *testing.T) {
 	}
 }
 
+// withDefaults is the scenario `report --sim` starts: seeded defects and the licensing mix.
 func withDefaults(sc sim.Scenario) sim.Scenario {
 	d := sim.DefaultDefects()
 	sc.Defects = &d
+	l := sim.DefaultLicensing()
+	sc.Licensing = &l
 	return sc
 }
 
