@@ -164,9 +164,21 @@ func needing(srv *sim.Server, target string) []sim.Object {
 	return out
 }
 
+// changing lists the in-scope MEUs a meu-richtext run to Never changes: not at Never, or (prefer_message_format
+// being on by default) not yet preferring their own message format over the remote domain's.
+func changing(srv *sim.Server) []sim.Object {
+	var out []sim.Object
+	for _, o := range srv.Tenant().InScopeMEUs() {
+		if !strings.EqualFold(o.UseMapiRichTextFormat, "Never") || !o.UsePreferMessageFormat {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 func TestTriggeredRunIsRecordedAndJournalled(t *testing.T) {
 	e := newEnv(t, nil, sim.Faults{})
-	want := len(needing(e.srv, "Never"))
+	want := len(changing(e.srv))
 	if want == 0 {
 		t.Fatal("scenario has nothing to fix")
 	}
@@ -203,7 +215,11 @@ func TestTriggeredRunIsRecordedAndJournalled(t *testing.T) {
 		if en.RequestID == "" || !reqIDs[en.RequestID] {
 			t.Errorf("entry %s: request id %q is not one the tenant answered a write with", en.ObjectID, en.RequestID)
 		}
-		if string(en.New) != `"Never"` {
+		// One parameter is kept as its bare value, several as an object keyed by name: an MEU already at
+		// Never only gains UsePreferMessageFormat.
+		switch string(en.New) {
+		case `"Never"`, `true`, `{"UseMapiRichTextFormat":"Never","UsePreferMessageFormat":true}`:
+		default:
 			t.Errorf("entry %s: new = %s", en.ObjectID, en.New)
 		}
 	}
@@ -245,7 +261,7 @@ func TestJournalIsWrittenBeforeEachChunkIsSent(t *testing.T) {
 	probe := &journalProbe{Journal: daemon.NewJournal(e.st), srv: e.srv}
 	e.ex.Journal = probe
 	e.ex.ChunkSize = 10
-	want := len(needing(e.srv, "Never"))
+	want := len(changing(e.srv))
 	d := e.daemon(t, daemon.Options{})
 	id, _ := trigger(t, d)
 	r := waitRun(t, e.st, id, 30*time.Second)
@@ -605,6 +621,7 @@ func TestRevertRestoresOldValuesExceptWhereChangedSince(t *testing.T) {
 		before[o.ID] = o.UseMapiRichTextFormat
 	}
 	need := needing(e.srv, "Never")
+	changed := changing(e.srv) // every object the run changes, need among them
 	d := e.daemon(t, daemon.Options{})
 	id, _ := trigger(t, d)
 	if r := waitRun(t, e.st, id, 30*time.Second); r.Status != store.RunSucceeded {
@@ -628,16 +645,16 @@ func TestRevertRestoresOldValuesExceptWhereChangedSince(t *testing.T) {
 	if len(writes(e.srv)) != writesBefore {
 		t.Fatal("revert --dry-run wrote to the tenant")
 	}
-	if preview.Summary.Planned != len(need)-1 || preview.RunID != "" {
-		t.Fatalf("dry run plans %d (run %q), want %d and no run recorded", preview.Summary.Planned, preview.RunID, len(need)-1)
+	if preview.Summary.Planned != len(changed)-1 || preview.RunID != "" {
+		t.Fatalf("dry run plans %d (run %q), want %d and no run recorded", preview.Summary.Planned, preview.RunID, len(changed)-1)
 	}
 
 	rep, err := d.Revert(ctx, id, "test", false)
 	if err != nil {
 		t.Fatalf("revert: %v", err)
 	}
-	if rep.Status != store.RunSucceeded || rep.Summary.Verified != len(need)-1 {
-		t.Fatalf("revert %s verified %d, want succeeded with %d", rep.Status, rep.Summary.Verified, len(need)-1)
+	if rep.Status != store.RunSucceeded || rep.Summary.Verified != len(changed)-1 {
+		t.Fatalf("revert %s verified %d, want succeeded with %d", rep.Status, rep.Summary.Verified, len(changed)-1)
 	}
 	if len(rep.Skipped) != 1 || !strings.EqualFold(rep.Skipped[0].Entry.ObjectID, touched.ID) || !strings.Contains(rep.Skipped[0].Reason, "changed since") {
 		t.Fatalf("skipped = %+v, want only %s, changed since", rep.Skipped, touched.ID)
@@ -656,8 +673,8 @@ func TestRevertRestoresOldValuesExceptWhereChangedSince(t *testing.T) {
 		t.Fatalf("revert run record = %+v, %v", rr, err)
 	}
 	revJournal, _ := e.st.Journal(ctx, rep.RunID)
-	if len(revJournal) != len(need) { // the restored ones and the skipped one
-		t.Errorf("revert journal has %d entries, want %d", len(revJournal), len(need))
+	if len(revJournal) != len(changed) { // the restored ones and the skipped one
+		t.Errorf("revert journal has %d entries, want %d", len(revJournal), len(changed))
 	}
 	orig, _ := e.st.Journal(ctx, id)
 	for _, en := range orig {
