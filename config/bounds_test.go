@@ -184,3 +184,28 @@ func TestScheduleIntervalsRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestRetention(t *testing.T) {
+	f := newFiles(t)
+	cfg, err := load(t, validYAML(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Retention; r.RunsDays != 90 || r.JournalDays != 400 || r.ResolvedFindingsDays != 180 {
+		t.Errorf("defaults %+v, want 90/400/180 days", r)
+	}
+	for _, tc := range []struct{ yaml, path, msg string }{
+		{"retention: {runs_days: -1}\n", "retention.runs_days", "negative"},
+		{"retention: {runs_days: 90, journal_days: 30}\n", "retention.journal_days", "audit trail"},
+	} {
+		_, err := load(t, validYAML(f)+tc.yaml)
+		var verr *ValidationError
+		if !errors.As(err, &verr) || len(verr.Problems) != 1 || verr.Problems[0].Path != tc.path || !strings.Contains(verr.Problems[0].Message, tc.msg) {
+			t.Errorf("%s: %v, want one problem at %s", strings.TrimSpace(tc.yaml), err, tc.path)
+		}
+	}
+	cfg, err = load(t, validYAML(f)+"retention: {runs_days: 0, journal_days: 0}\n", "WORKER_RETENTION_RESOLVED_FINDINGS_DAYS=0")
+	if err != nil || cfg.Retention != (Retention{}) {
+		t.Errorf("forever: %+v, %v", cfg.Retention, err)
+	}
+}

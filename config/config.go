@@ -25,12 +25,13 @@ import (
 
 // Config is the whole configuration of a worker.
 type Config struct {
-	Tenant Tenant `yaml:"tenant"`
-	Auth   Auth   `yaml:"auth"`
-	EXO    EXO    `yaml:"exo"`
-	Store  Store  `yaml:"store"`
-	Server Server `yaml:"server"`
-	Log    Log    `yaml:"log"`
+	Tenant    Tenant    `yaml:"tenant"`
+	Auth      Auth      `yaml:"auth"`
+	EXO       EXO       `yaml:"exo"`
+	Store     Store     `yaml:"store"`
+	Server    Server    `yaml:"server"`
+	Log       Log       `yaml:"log"`
+	Retention Retention `yaml:"retention"`
 	// Jobs holds each named job's typed configuration (the job's own type, from the job library: see
 	// JobLibrary); a job the file does not name is not in the map.
 	Jobs       map[string]jobs.Config `yaml:"jobs"`
@@ -202,6 +203,18 @@ type Server struct {
 	AllowPlaintextNonLoopback bool `yaml:"allow_plaintext_non_loopback"`
 }
 
+// Retention bounds the history `worker serve` keeps in the store; it prunes at start and every few hours.
+// Each is in days; 0 keeps that history forever.
+type Retention struct {
+	// RunsDays keeps runs that wrote nothing (audits, dry runs, runs with nothing to change); default 90.
+	RunsDays int `yaml:"runs_days"`
+	// JournalDays keeps runs that wrote, with their journal: the audit trail of every change to the tenant
+	// and what `worker revert` puts back; default 400 (over a year).
+	JournalDays int `yaml:"journal_days"`
+	// ResolvedFindingsDays keeps findings after they were resolved; default 180. Open findings stay.
+	ResolvedFindingsDays int `yaml:"resolved_findings_days"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level is debug, info (default), warn or error.
@@ -296,11 +309,12 @@ func ParseDate(v string) (time.Time, error) {
 // Default returns the configuration before the file and the environment are applied.
 func Default() Config {
 	return Config{
-		Tenant: Tenant{Cloud: CloudGlobal},
-		EXO:    EXO{MaxConcurrency: 3, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000},
-		Store:  Store{Driver: DriverSQLite, Path: "./data/worker.db"},
-		Server: Server{Listen: "127.0.0.1:8080"},
-		Log:    Log{Level: "info"},
+		Tenant:    Tenant{Cloud: CloudGlobal},
+		EXO:       EXO{MaxConcurrency: 3, RequestsPerSecond: 0, MaxRetries: 5, PageSize: 1000},
+		Store:     Store{Driver: DriverSQLite, Path: "./data/worker.db"},
+		Server:    Server{Listen: "127.0.0.1:8080"},
+		Log:       Log{Level: "info"},
+		Retention: Retention{RunsDays: 90, JournalDays: 400, ResolvedFindingsDays: 180},
 	}
 }
 

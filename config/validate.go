@@ -140,6 +140,7 @@ func (c *Config) Validate() error {
 	v.store()
 	v.server()
 	v.log()
+	v.retention()
 	v.jobs()
 	v.exceptions()
 	v.triggers()
@@ -471,6 +472,21 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) retention() {
+	r := v.c.Retention
+	for _, f := range []struct {
+		path string
+		days int
+	}{{"retention.runs_days", r.RunsDays}, {"retention.journal_days", r.JournalDays}, {"retention.resolved_findings_days", r.ResolvedFindingsDays}} {
+		if f.days < 0 {
+			v.add(f.path, "%d is negative; give days to keep (0 = forever)", f.days)
+		}
+	}
+	if r.JournalDays > 0 && (r.RunsDays == 0 || r.JournalDays < r.RunsDays) {
+		v.add("retention.journal_days", "%d days is shorter than the runs are kept (retention.runs_days: %d); the journal is the audit trail of every change and what revert reads: keep it at least as long (default 400)", r.JournalDays, r.RunsDays)
+	}
 }
 
 var logLevels = []string{"debug", "info", "warn", "error"}

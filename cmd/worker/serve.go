@@ -153,7 +153,8 @@ func serve(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		return err
 	}
 	d, err := daemon.New(daemon.Options{Store: st, Executor: ex, Jobs: specs, Library: reg, Metrics: m, Log: g.log.Named("daemon"),
-		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet, SyncClock: gc, SyncPoll: f.syncPoll})
+		LeaseTTL: f.leaseTTL, Grace: f.grace, RunAtStart: f.runAtStart, River: fleet, SyncClock: gc, SyncPoll: f.syncPoll,
+		Retention: retention(cfg.Retention)})
 	if err != nil {
 		return withCode(executor.ExitUsage, err)
 	}
@@ -346,4 +347,11 @@ func hostOf(u string) string {
 	u = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
 	host, _, _ := strings.Cut(u, "/")
 	return host
+}
+
+// retention converts retention: (days) for the daemon.
+func retention(r config.Retention) daemon.Retention {
+	day := 24 * time.Hour
+	return daemon.Retention{Runs: time.Duration(r.RunsDays) * day, Journal: time.Duration(r.JournalDays) * day,
+		ResolvedFindings: time.Duration(r.ResolvedFindingsDays) * day}
 }

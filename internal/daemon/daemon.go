@@ -65,6 +65,10 @@ type Options struct {
 	// SweepInterval is how often the daemon looks for runs of dead processes and pending journal entries to
 	// reconcile (default LeaseTTL).
 	SweepInterval time.Duration
+	// Retention is how long history is kept (zero: forever); the daemon prunes at start and every
+	// PruneInterval (default DefaultPruneInterval).
+	Retention     Retention
+	PruneInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// River, when set, dispatches runs through River on PostgreSQL (several replicas, one queue) instead of
@@ -89,7 +93,10 @@ type Daemon struct {
 	grace   time.Duration
 	sweep   time.Duration
 	atStart bool
-	now     func() time.Time
+
+	retention  Retention
+	pruneEvery time.Duration
+	now        func() time.Time
 
 	syncClock SyncClock
 	syncPoll  time.Duration
@@ -156,6 +163,7 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{
 		st: o.Store, ex: o.Executor, library: o.Library, m: o.Metrics, log: o.Log, owner: o.Owner,
 		ttl: o.LeaseTTL, grace: o.Grace, sweep: o.SweepInterval, atStart: o.RunAtStart, now: o.Now,
+		retention: o.Retention, pruneEvery: o.PruneInterval,
 		jobs: map[string]*jobState{}, syncClock: o.SyncClock, syncPoll: o.SyncPoll, syncTicks: o.SyncTicks,
 	}
 	if d.syncPoll <= 0 {
@@ -175,6 +183,9 @@ func New(o Options) (*Daemon, error) {
 	}
 	if d.sweep <= 0 {
 		d.sweep = d.ttl
+	}
+	if d.pruneEvery <= 0 {
+		d.pruneEvery = DefaultPruneInterval
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -266,6 +277,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.bgWG.Add(1)
 		go d.watchSync(d.bgCtx, ticks)
 	}
+	_, _ = d.PruneOnce(ctx)
+	d.bgWG.Add(1)
+	go d.pruner()
 	return nil
 }
 

@@ -240,14 +240,14 @@ func (d *Daemon) refreshFindingMetrics(ctx context.Context) {
 	if d.m == nil {
 		return
 	}
-	open, err := d.st.OpenFindings(ctx, store.FindingFilter{})
+	groups, err := d.st.SummarizeOpenFindings(ctx)
 	if err != nil {
 		d.log.Warn("open findings not read for metrics", zap.Error(err))
 		return
 	}
 	agg := map[[2]string]int{}
-	for _, f := range open {
-		agg[[2]string{f.Rule, f.Severity}]++
+	for _, g := range groups {
+		agg[[2]string{g.Rule, g.Severity}] += g.Open
 	}
 	counts := make([]metrics.FindingCount, 0, len(agg))
 	for k, n := range agg {

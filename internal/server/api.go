@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -220,6 +221,25 @@ type findingsResponse struct {
 	Findings  []store.FindingRecord `json:"findings"`
 	Count     int                   `json:"count"`
 	Truncated bool                  `json:"truncated"`
+	// NextCursor, when truncated, fetches the next page: ?cursor=<it> with the same filters.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// findingCursor encodes the key of the last finding of a page; opaque to callers.
+func findingCursor(r store.FindingRecord) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(r.Job + "\x00" + r.Rule + "\x00" + r.ObjectID))
+}
+
+func parseFindingCursor(c string) (*store.FindingKey, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, false
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	return &store.FindingKey{Job: parts[0], Rule: parts[1], ObjectID: parts[2]}, true
 }
 
 func (s *Server) handleFindings(w http.ResponseWriter, r *http.Request) {
@@ -234,6 +254,14 @@ func (s *Server) handleFindings(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if c := q.Get("cursor"); c != "" {
+		k, ok := parseFindingCursor(c)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "invalid cursor", "cursor is the next_cursor of the previous page, as it was returned")
+			return
+		}
+		f.After = k
+	}
 	// One more than asked tells whether there are more.
 	f.Limit = limit + 1
 	recs, err := s.runs.OpenFindings(r.Context(), f)
@@ -244,6 +272,7 @@ func (s *Server) handleFindings(w http.ResponseWriter, r *http.Request) {
 	resp := findingsResponse{Findings: recs}
 	if len(recs) > limit {
 		resp.Findings, resp.Truncated = recs[:limit], true
+		resp.NextCursor = findingCursor(recs[limit-1])
 	}
 	if resp.Findings == nil {
 		resp.Findings = []store.FindingRecord{}

@@ -20,8 +20,8 @@
 //	GET  /api/v1/runs                  ?job= &status= &limit=1..1000 &before=RFC3339
 //	                                   → {"runs": [...], "next_before"?}          token
 //	GET  /api/v1/runs/{id}             one run (status queued before it starts), 404 if unknown  token
-//	GET  /api/v1/findings              ?job= &rule= &severity= &object= &limit=
-//	                                   → {"findings", "count", "truncated"}       token
+//	GET  /api/v1/findings              ?job= &rule= &severity= &object= &limit= &cursor=
+//	                                   → {"findings", "count", "truncated", "next_cursor"?}  token
 //	POST /api/v1/hooks/alertmanager    Alertmanager webhook payload version 4     token
 //	POST /api/v1/hooks/azure-monitor   Azure Monitor common alert schema          token
 //

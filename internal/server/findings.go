@@ -32,24 +32,14 @@ func severityRank(s string) int {
 	return 4
 }
 
-// summarizeFindings groups open findings by job, rule and severity, most
-// severe first, then most numerous.
-func summarizeFindings(recs []store.FindingRecord) []ruleSummary {
-	type key struct{ job, rule, sev string }
-	idx := map[key]int{}
-	var out []ruleSummary
-	for _, r := range recs {
-		k := key{r.Job, r.Rule, r.Severity}
-		i, ok := idx[k]
-		if !ok {
-			i = len(out)
-			idx[k] = i
-			out = append(out, ruleSummary{Job: r.Job, Rule: r.Rule, Severity: r.Severity, FirstSeen: r.FirstSeen})
-		}
-		out[i].Open++
-		if !r.FirstSeen.IsZero() && (out[i].FirstSeen.IsZero() || r.FirstSeen.Before(out[i].FirstSeen)) {
-			out[i].FirstSeen = r.FirstSeen
-		}
+// summarizeGroups orders the store's open-finding counts most severe first,
+// then most numerous, and totals them.
+func summarizeGroups(groups []store.FindingGroup) ([]ruleSummary, int) {
+	out := make([]ruleSummary, 0, len(groups))
+	total := 0
+	for _, g := range groups {
+		out = append(out, ruleSummary{Job: g.Job, Rule: g.Rule, Severity: g.Severity, Open: g.Open, FirstSeen: g.FirstSeen})
+		total += g.Open
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -64,7 +54,7 @@ func summarizeFindings(recs []store.FindingRecord) []ruleSummary {
 		}
 		return a.Rule < b.Rule
 	})
-	return out
+	return out, total
 }
 
 // FindingCounts turns open findings (store.OpenFindings with an empty

@@ -140,6 +140,9 @@ func (m *memRuns) OpenFindings(ctx context.Context, f store.FindingFilter) ([]st
 			(f.Severity != "" && r.Severity != f.Severity) || (f.ObjectID != "" && r.ObjectID != f.ObjectID) {
 			continue
 		}
+		if k := f.After; k != nil && !findingAfter(r, *k) {
+			continue
+		}
 		out = append(out, r)
 		if f.Limit > 0 && len(out) == f.Limit {
 			break
@@ -298,4 +301,38 @@ func testdata(t testing.TB, name string) string {
 		t.Fatalf("read testdata: %v", err)
 	}
 	return string(b)
+}
+
+// findingAfter reports whether r sorts after k in the store's order (job, rule, object).
+func findingAfter(r store.FindingRecord, k store.FindingKey) bool {
+	if r.Job != k.Job {
+		return r.Job > k.Job
+	}
+	if r.Rule != k.Rule {
+		return r.Rule > k.Rule
+	}
+	return r.ObjectID > k.ObjectID
+}
+
+// SummarizeOpenFindings groups m.findings as the store does.
+func (m *memRuns) SummarizeOpenFindings(ctx context.Context) ([]store.FindingGroup, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	idx := map[[3]string]int{}
+	var out []store.FindingGroup
+	for _, r := range m.findings {
+		k := [3]string{r.Job, r.Rule, r.Severity}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, store.FindingGroup{Job: r.Job, Rule: r.Rule, Severity: r.Severity, FirstSeen: r.FirstSeen})
+		}
+		out[i].Open++
+		if r.FirstSeen.Before(out[i].FirstSeen) {
+			out[i].FirstSeen = r.FirstSeen
+		}
+	}
+	return out, nil
 }

@@ -80,4 +80,5 @@ type RunReader interface {
 	ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error)
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	OpenFindings(ctx context.Context, f store.FindingFilter) ([]store.FindingRecord, error)
+	SummarizeOpenFindings(ctx context.Context) ([]store.FindingGroup, error)
 }

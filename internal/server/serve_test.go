@@ -173,8 +173,16 @@ func TestRealStoreSatisfiesRunReader(t *testing.T) {
 		t.Fatalf("get unknown run %d, want 404", resp.StatusCode)
 	}
 	got := decode[findingsResponse](t, h.do(t, request{method: "GET", path: "/api/v1/findings?limit=1"}, bearer(testToken)))
-	if got.Count != 1 || !got.Truncated {
-		t.Fatalf("findings limit=1: %+v, want 1 and truncated", got)
+	if got.Count != 1 || !got.Truncated || got.NextCursor == "" {
+		t.Fatalf("findings limit=1: %+v, want 1, truncated, with a cursor", got)
+	}
+	// The cursor pages through the real store: the second page is the other finding, and the last.
+	next := decode[findingsResponse](t, h.do(t, request{method: "GET", path: "/api/v1/findings?limit=1&cursor=" + got.NextCursor}, bearer(testToken)))
+	if next.Count != 1 || next.Truncated || next.NextCursor != "" || next.Findings[0].ObjectID == got.Findings[0].ObjectID {
+		t.Fatalf("second page %+v after %s", next, got.Findings[0].ObjectID)
+	}
+	if resp := h.do(t, request{method: "GET", path: "/api/v1/findings?cursor=not-a-cursor!"}, bearer(testToken)); resp.StatusCode != 400 {
+		t.Fatalf("a bad cursor: %d, want 400", resp.StatusCode)
 	}
 	if resp := h.do(t, request{method: "GET", path: "/readyz"}, ""); resp.StatusCode != 200 {
 		t.Fatalf("readyz with a live store %d", resp.StatusCode)

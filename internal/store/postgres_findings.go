@@ -126,6 +126,10 @@ func (p *Postgres) OpenFindings(ctx context.Context, f FindingFilter) ([]Finding
 			a.add(c.col+" = ?", c.val)
 		}
 	}
+	if k := f.After; k != nil {
+		j, r, o := a.next(k.Job), a.next(k.Rule), a.next(k.ObjectID)
+		a.where = append(a.where, fmt.Sprintf("(job > %s OR (job = %s AND (rule > %s OR (rule = %s AND object_id > %s))))", j, j, r, r, o))
+	}
 	q := `SELECT tenant, job, rule, object_id, display_name, severity, detail, onprem_attribute, onprem_value, onprem_action,
 	first_seen, last_seen, resolved_at, last_run_id, reopened FROM findings WHERE ` + a.clause() + ` ORDER BY job, rule, object_id`
 	if f.Limit > 0 {
@@ -153,6 +157,68 @@ func (p *Postgres) OpenFindings(ctx context.Context, f FindingFilter) ([]Finding
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open findings: %w", err)
+	}
+	return out, nil
+}
+
+// SummarizeOpenFindings is SQLite.SummarizeOpenFindings on PostgreSQL.
+func (p *Postgres) SummarizeOpenFindings(ctx context.Context) ([]FindingGroup, error) {
+	rows, err := p.pool.Query(ctx, `SELECT job, rule, severity, COUNT(*), MIN(first_seen) FROM findings
+	WHERE tenant = $1 AND resolved_at IS NULL GROUP BY job, rule, severity ORDER BY job, rule, severity`, p.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("store: summarize open findings: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FindingGroup, error) {
+		var g FindingGroup
+		var open int64
+		err := row.Scan(&g.Job, &g.Rule, &g.Severity, &open, &g.FirstSeen)
+		g.Open, g.FirstSeen = int(open), g.FirstSeen.UTC()
+		return g, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: summarize open findings: %w", err)
+	}
+	return out, nil
+}
+
+// Prune is SQLite.Prune on PostgreSQL.
+func (p *Postgres) Prune(ctx context.Context, r Retention) (Pruned, error) {
+	var out Pruned
+	err := p.tx(ctx, func(tx pgx.Tx) error {
+		if !r.JournalBefore.IsZero() {
+			cut := pgTime(r.JournalBefore)
+			tag, err := tx.Exec(ctx, `DELETE FROM journal WHERE run_id IN
+	(SELECT id FROM runs WHERE tenant = $1 AND status != 'running' AND started_at < $2)`, p.tenant, cut)
+			if err != nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			out.JournalEntries = int(tag.RowsAffected())
+			tag, err = tx.Exec(ctx, `DELETE FROM runs WHERE tenant = $1 AND status != 'running' AND started_at < $2`, p.tenant, cut)
+			if err != nil {
+				return fmt.Errorf("runs: %w", err)
+			}
+			out.Runs = int(tag.RowsAffected())
+		}
+		if !r.RunsBefore.IsZero() {
+			tag, err := tx.Exec(ctx, `DELETE FROM runs WHERE tenant = $1 AND status != 'running' AND started_at < $2
+	AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.run_id = runs.id)`, p.tenant, pgTime(r.RunsBefore))
+			if err != nil {
+				return fmt.Errorf("runs: %w", err)
+			}
+			out.Runs += int(tag.RowsAffected())
+		}
+		if !r.FindingsResolvedBefore.IsZero() {
+			tag, err := tx.Exec(ctx, `DELETE FROM findings WHERE tenant = $1 AND resolved_at IS NOT NULL AND resolved_at < $2`,
+				p.tenant, pgTime(r.FindingsResolvedBefore))
+			if err != nil {
+				return fmt.Errorf("findings: %w", err)
+			}
+			out.Findings = int(tag.RowsAffected())
+		}
+		return nil
+	})
+	if err != nil {
+		return Pruned{}, fmt.Errorf("store: prune: %w", err)
 	}
 	return out, nil
 }

@@ -124,6 +124,10 @@ func (s *SQLite) OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRe
 			args = append(args, c.val)
 		}
 	}
+	if k := f.After; k != nil {
+		where = append(where, "(job > ? OR (job = ? AND (rule > ? OR (rule = ? AND object_id > ?))))")
+		args = append(args, k.Job, k.Job, k.Rule, k.Rule, k.ObjectID)
+	}
 	q := `SELECT tenant, job, rule, object_id, display_name, severity, detail, onprem_attribute, onprem_value, onprem_action,
 	first_seen, last_seen, resolved_at, last_run_id, reopened FROM findings WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY job, rule, object_id`
@@ -156,6 +160,30 @@ func (s *SQLite) OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRe
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: open findings: %w", err)
+	}
+	return out, nil
+}
+
+// SummarizeOpenFindings counts open findings by job, rule and severity, ordered by job, rule, severity.
+func (s *SQLite) SummarizeOpenFindings(ctx context.Context) ([]FindingGroup, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT job, rule, severity, COUNT(*), MIN(first_seen) FROM findings
+	WHERE tenant = ? AND resolved_at IS NULL GROUP BY job, rule, severity ORDER BY job, rule, severity`, s.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("store: summarize open findings: %w", err)
+	}
+	defer rows.Close()
+	var out []FindingGroup
+	for rows.Next() {
+		var g FindingGroup
+		var first int64
+		if err := rows.Scan(&g.Job, &g.Rule, &g.Severity, &g.Open, &first); err != nil {
+			return nil, fmt.Errorf("store: summarize open findings: %w", err)
+		}
+		g.FirstSeen = fromTS(first)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: summarize open findings: %w", err)
 	}
 	return out, nil
 }

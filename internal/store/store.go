@@ -52,6 +52,12 @@ type Store interface {
 	// Findings history.
 	RecordFindings(ctx context.Context, runID, job string, findings []Finding, at time.Time) (FindingsSummary, error)
 	OpenFindings(ctx context.Context, f FindingFilter) ([]FindingRecord, error)
+	// SummarizeOpenFindings counts open findings by job, rule and severity, without reading each one (the
+	// status page and the metrics need the counts, not tens of thousands of records).
+	SummarizeOpenFindings(ctx context.Context) ([]FindingGroup, error)
+
+	// Retention: delete what is older than the cutoffs (prune.go).
+	Prune(ctx context.Context, r Retention) (Pruned, error)
 
 	// Delta links (Graph delta queries resume from these).
 	GetDeltaLink(ctx context.Context, resource string) (string, error)
@@ -302,6 +308,21 @@ type FindingRecord struct {
 type FindingFilter struct {
 	Job, Rule, Severity, ObjectID string // "" = any
 	Limit                         int    // 0 = all
+	// After pages forwards: only findings ordered after this one (job, rule, object), as the last one of the
+	// previous page. Pages by key, not offset, so a page stays right while findings come and go.
+	After *FindingKey
+}
+
+// FindingGroup is the open findings of one (job, rule, severity).
+type FindingGroup struct {
+	Job, Rule, Severity string
+	Open                int
+	FirstSeen           time.Time // the oldest open finding's first_seen
+}
+
+// FindingKey identifies one finding: the order OpenFindings lists them in.
+type FindingKey struct {
+	Job, Rule, ObjectID string
 }
 
 // FindingsSummary tells what one RecordFindings call changed, for logs and
