@@ -657,13 +657,9 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 		b.WriteString("*e")
 	}
 	b.WriteString("]\n")
-	start := time.Now()
 	_, err := parse([]byte(b.String()), "bomb.yaml", nil, testLib)
 	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
 		t.Fatalf("err %.500v, want the expansion refused", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v", d)
 	}
 }
 
