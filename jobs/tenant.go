@@ -88,6 +88,7 @@ func LoadTenant(ctx context.Context, r Reader, queries []Query, onPage func(n in
 		t.DistributionGroups = append(t.DistributionGroups, p.DistributionGroups...)
 		t.Recipients = append(t.Recipients, p.Recipients...)
 		t.AcceptedDomains = append(t.AcceptedDomains, p.AcceptedDomains...)
+		t.RemoteDomains = append(t.RemoteDomains, p.RemoteDomains...)
 	}
 	if len(parts) == 1 {
 		t = parts[0]

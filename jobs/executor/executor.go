@@ -543,6 +543,12 @@ func (e *Executor) applyChanges(ctx context.Context, s *Summary) error {
 		// The journal first: if it cannot record the chunk, nothing of it is sent.
 		if err := e.journalChunk(ctx, s, start, end); err != nil {
 			drain()
+			if cerr := ctx.Err(); cerr != nil {
+				// The journal failed because the run is being stopped (SIGINT/SIGTERM): that is an
+				// interruption, not a broken store.
+				skipFrom(s, start, "the run was interrupted before this change was sent")
+				return fmt.Errorf("%s: interrupted: %w", s.Job, cerr)
+			}
 			s.Aborted, s.AbortReason = true, err.Error()
 			skipFrom(s, start, "not sent: the change journal failed")
 			return err

@@ -267,6 +267,7 @@ func appendTenant(t, p *jobs.Tenant) {
 	t.DistributionGroups = append(t.DistributionGroups, p.DistributionGroups...)
 	t.Recipients = append(t.Recipients, p.Recipients...)
 	t.AcceptedDomains = append(t.AcceptedDomains, p.AcceptedDomains...)
+	t.RemoteDomains = append(t.RemoteDomains, p.RemoteDomains...)
 }
 
 // newestChange is the latest WhenChangedUTC among the recipients t holds.

@@ -90,6 +90,16 @@ func rolesFor(resource string) []string {
 	return nil
 }
 
+// rolesOf is rolesFor, plus what the README quickstart grants the simulated worker app for the jobs that
+// write through Graph (mailbox-license's membership writes); other apps hold the read roles only.
+func (s *Authority) rolesOf(clientID, resource string) []string {
+	roles := rolesFor(resource)
+	if clientID == s.Creds.ClientID && isGraphResource(resource) {
+		roles = append(roles, "GroupMember.ReadWrite.All")
+	}
+	return roles
+}
+
 // IssueToken returns a signed access token for audience (a resource such as https://outlook.office365.com)
 // issued to clientID in this tenant, valid for ttl (0 = the server's token TTL).
 func (s *Authority) IssueToken(audience, clientID string, ttl time.Duration) string {
@@ -109,7 +119,7 @@ func (s *Authority) IssueToken(audience, clientID string, ttl time.Duration) str
 		Oid:   servicePrincipalID(s.Creds.TenantID, clientID),
 		Sub:   servicePrincipalID(s.Creds.TenantID, clientID),
 		Tid:   s.Creds.TenantID,
-		Roles: rolesFor(aud),
+		Roles: s.rolesOf(clientID, aud),
 		UTI:   randomID(16),
 		Ver:   "1.0",
 		Epoch: s.tokenEpoch(),
