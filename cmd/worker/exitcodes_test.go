@@ -97,8 +97,9 @@ func TestExitCodesRowByRow(t *testing.T) {
 		t.Fatal("the last run applied nothing: no revert to interrupt")
 	}
 	p = startWorker(t, "revert", "revert", last.RunID, "--config", cfg)
+	// Signalled as soon as the revert is running (it is reading the objects back then, the phase defect 2
+	// was about): waiting for its first journal entry raced the whole revert on a quiet machine.
 	rev := waitRunning(t, st, "revert")
-	waitJournal(t, st, rev, 1, 60*time.Second)
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
